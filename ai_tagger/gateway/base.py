@@ -1,0 +1,127 @@
+"""The provider seam: what every gateway provider takes and gives back, and the registry.
+
+A provider turns prepared pictures (plus context) into candidate tags with confidences. It is
+registered by name with :func:`register`; modules in ``gateway/providers/`` are imported on
+first lookup, so adding a provider is adding one file there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from ai_tagger.settings import Settings
+
+
+class GatewayError(Exception):
+    """One item's request failed (after retries); other items may still succeed."""
+
+
+class GatewayFatal(GatewayError):
+    """The gateway cannot work at all (unreachable, key refused, unknown model): stop the run."""
+
+
+class Candidate(BaseModel):
+    """One tag the model proposes for an item."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    confidence: float = Field(ge=0, le=1)
+    frames: tuple[int, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _percent(cls, value: object) -> object:
+        """Some models answer 85 for 85 %: read numbers above 1 as percentages."""
+        if isinstance(value, (int, float)) and 1 < value <= 100:
+            return value / 100
+        return value
+
+    @field_validator("frames", mode="before")
+    @classmethod
+    def _frames(cls, value: object) -> object:
+        return () if value is None else value
+
+
+@dataclass(frozen=True)
+class TagRequest:
+    """Everything a provider may use to describe one item."""
+
+    kind: str
+    pictures: Sequence[bytes]
+    vocabulary: Sequence[str] = ()
+    context: str = ""
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, other: Usage) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+
+@dataclass
+class TagAnswer:
+    candidates: list[Candidate]
+    usage: Usage = field(default_factory=Usage)
+    calls: int = 1
+
+
+class Provider(Protocol):
+    name: ClassVar[str]
+
+    def preflight(self) -> None:
+        """One cheap call proving the gateway answers, accepts the key and knows the model."""
+
+    def describe(self, request: TagRequest) -> TagAnswer:
+        """Candidate tags for one item's pictures."""
+
+
+ProviderFactory = Callable[["Settings"], Provider]
+_REGISTRY: dict[str, ProviderFactory] = {}
+
+
+def register(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
+    def decorator(factory: ProviderFactory) -> ProviderFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def _load_builtin() -> None:
+    from ai_tagger.gateway import providers
+
+    for module in pkgutil.iter_modules(providers.__path__):
+        importlib.import_module(f"{providers.__name__}.{module.name}")
+
+
+def provider_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def create_provider(settings: Settings) -> Provider:
+    names = provider_names()
+    if settings.provider not in _REGISTRY:
+        raise GatewayFatal(f"unknown provider {settings.provider!r}: choose one of {', '.join(names)}")
+    return _REGISTRY[settings.provider](settings)

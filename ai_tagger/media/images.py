@@ -1,0 +1,37 @@
+"""Still images with Pillow: orientation applied, RGB, scaled down, JPEG in memory."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ai_tagger.media.errors import MediaError
+
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+
+def prepare_image(data: bytes | io.BufferedIOBase | str, *, max_side: int, quality: int = 85) -> bytes:
+    """Normalise one image (first frame of an animation) into a JPEG the model can read."""
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        with Image.open(source) as opened:
+            opened.seek(0)
+            image = ImageOps.exif_transpose(opened)
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            image = _to_rgb(image)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise MediaError(f"cannot read image: {exc}") from None
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality, optimize=True)
+    return out.getvalue()
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Flatten transparency onto white: a transparent background should not read as black."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")

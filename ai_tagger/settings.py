@@ -1,0 +1,208 @@
+"""The plugin's settings: one typed model, validated once before any work.
+
+Stash stores what the user typed in Settings > Plugins and omits every setting the user never
+touched, so defaults live here. Field aliases are the manifest's setting keys; a test keeps the
+two in step. Booleans default to false in Stash's UI, so a ``true`` default is phrased as its
+negation (``disableAutoTag``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+STATUS_TAGGED = "AI_Tagged"
+STATUS_ERRORED = "AI_Errored"
+STATUS_REVIEW = "AI_Review"
+STATUS_TAGS = (STATUS_TAGGED, STATUS_ERRORED, STATUS_REVIEW)
+
+
+class SettingsError(ValueError):
+    """A setting has a value the plugin cannot work with; the message says which and why."""
+
+
+class Settings(BaseModel):
+    """Every setting in ``ai_tagger.yml``; ``description`` is the text Stash shows."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    gateway_url: str | None = Field(
+        None,
+        alias="gatewayUrl",
+        title="Gateway URL",
+        description="OpenAI-compatible base URL including /v1, e.g. LiteLLM http://localhost:4000/v1, "
+        "Ollama http://localhost:11434/v1.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        alias="apiKey",
+        title="API key",
+        description="Key for the gateway (sent as 'Authorization: Bearer <key>'). Leave empty for Ollama.",
+    )
+    model: str | None = Field(
+        None,
+        alias="model",
+        title="Model",
+        description="Vision model name as the gateway knows it, e.g. gpt-4o-mini, qwen2.5vl:7b.",
+    )
+    provider: str = Field(
+        "openai",
+        alias="provider",
+        title="Provider",
+        description="Gateway protocol: 'openai' (any OpenAI-compatible server). Default openai.",
+    )
+    auth_scheme: str = Field(
+        "Bearer",
+        alias="authScheme",
+        title="Authorization scheme",
+        description="Word before the key in the Authorization header; 'none' sends the raw key (APIPark). "
+        "Default Bearer.",
+    )
+    min_confidence: float = Field(
+        60,
+        ge=0,
+        le=100,
+        alias="minConfidence",
+        title="Minimum confidence (%)",
+        description="Apply a tag only when the model's confidence is at least this percentage (0-100). Default 60.",
+    )
+    frames_per_scene: int = Field(
+        6,
+        ge=1,
+        le=64,
+        alias="framesPerScene",
+        title="Frames per scene",
+        description="Frames taken from each video, spread over its length (1-64). Each frame costs tokens. Default 6.",
+    )
+    max_tags_per_item: int = Field(
+        10,
+        ge=1,
+        le=200,
+        alias="maxTagsPerItem",
+        title="Maximum tags per item",
+        description="Keep at most this many tags per scene or image, the most confident first. Default 10.",
+    )
+    only_existing_tags: bool = Field(
+        False,
+        alias="onlyExistingTags",
+        title="Only existing tags",
+        description="Apply only tags that already exist in Stash (by name or alias); never create new ones.",
+    )
+    disable_auto_tag: bool = Field(
+        False,
+        alias="disableAutoTag",
+        title="Disable automatic tagging",
+        description="Do not queue a tagging job when Stash creates new scenes or images.",
+    )
+    concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        alias="concurrency",
+        title="Concurrent requests",
+        description="Gateway requests in flight at once (1-64). Default 4.",
+    )
+    request_timeout: float = Field(
+        120,
+        gt=0,
+        le=3600,
+        alias="requestTimeout",
+        title="Request timeout (s)",
+        description="Seconds to wait for one gateway answer before retrying. Default 120.",
+    )
+    max_image_side: int = Field(
+        768,
+        ge=128,
+        le=4096,
+        alias="maxImageSide",
+        title="Image size (px)",
+        description="Long side in pixels of every frame or image sent. Smaller is cheaper. Default 768.",
+    )
+    created_tag_parent: str = Field(
+        "AI",
+        alias="createdTagParent",
+        title="Parent of created tags",
+        description="New tags the plugin creates are put under this parent tag. Default AI.",
+    )
+
+    @field_validator("gateway_url", "model", "api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL such as http://localhost:4000/v1, not {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("created_tag_parent")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @property
+    def threshold(self) -> float:
+        """``minConfidence`` as the 0..1 fraction models answer with."""
+        return self.min_confidence / 100
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.gateway_url and self.model)
+
+    def require_gateway(self) -> None:
+        """Fail with what to fill in when the gateway is not set up."""
+        missing = [k for k, v in (("gatewayUrl", self.gateway_url), ("model", self.model)) if not v]
+        if missing:
+            raise SettingsError(
+                "AI Tagger is not configured: set " + " and ".join(missing) + " in Settings > Plugins > AI Tagger"
+            )
+
+    @classmethod
+    def from_stash(cls, values: dict[str, Any] | None) -> Settings:
+        """Validate the map Stash returns; raise :class:`SettingsError` naming each bad key."""
+        try:
+            return cls.model_validate(values or {})
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                key = ".".join(str(p) for p in error["loc"]) or "settings"
+                shown = "" if key == "apiKey" else f" (got {error.get('input')!r})"
+                problems.append(f"{key}: {error['msg']}{shown}")
+            raise SettingsError("Invalid AI Tagger settings: " + "; ".join(problems)) from None
+
+
+def manifest_settings() -> dict[str, str]:
+    """Setting key -> Stash type, as the manifest must declare them."""
+    kinds: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if annotation is bool:
+            kind = "BOOLEAN"
+        elif annotation in (int, float):
+            kind = "NUMBER"
+        else:
+            kind = "STRING"
+        kinds[field.alias or name] = kind
+    return kinds
+
+
+Mode = Literal["tag_untagged", "tag_scenes", "tag_images", "preview"]
+MODES: tuple[str, ...] = ("tag_untagged", "tag_scenes", "tag_images", "preview")
+
+
+def data_dir(plugin_dir: str | None) -> Path:
+    """Where the plugin keeps its files (cache, review suggestions)."""
+    base = Path(plugin_dir) if plugin_dir else Path.cwd()
+    return base / "data"

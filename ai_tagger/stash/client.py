@@ -1,0 +1,176 @@
+"""A small GraphQL client for Stash: one HTTP session, explicit documents, paged reads.
+
+Authenticates with the session cookie Stash hands the plugin, or an ``ApiKey`` header when run
+from the command line. Reads are paged by id (keyset), so items that get tagged during a run
+never shift the pages and a 100,000-scene library streams in constant memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ai_tagger import PLUGIN_ID
+from ai_tagger.stash import queries
+from ai_tagger.stash.models import Item, ServerConnection, Tag
+
+PAGE_SIZE = 100
+TAG_PAGE_SIZE = 1000
+TIMEOUT = (5, 60)
+
+
+class StashError(RuntimeError):
+    """Stash could not be reached, refused us, or rejected a request."""
+
+
+class StashClient:
+    def __init__(self, connection: ServerConnection, *, api_key: str | None = None) -> None:
+        self.base_url = connection.base_url
+        self.url = f"{self.base_url}/graphql"
+        self._local = threading.local()
+        self._headers = {"Accept": "application/json"}
+        self._cookies: dict[str, str] = {}
+        key = api_key or connection.api_key
+        if key:
+            self._headers["ApiKey"] = key
+        if connection.session_cookie and connection.session_cookie.value:
+            self._cookies[connection.session_cookie.name] = connection.session_cookie.value
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a plain HTTP GET (stream and image URLs) as this client."""
+        headers = {k: v for k, v in self._headers.items() if k == "ApiKey"}
+        if self._cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self._cookies.items())
+        return headers
+
+    def session(self) -> requests.Session:
+        """One pooled session per thread (requests.Session is not thread-safe)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            retry = Retry(total=3, backoff_factor=0.3, status_forcelist=(502, 503, 504), allowed_methods=None)
+            session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=16))
+            session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=16))
+            session.headers.update(self._headers)
+            session.cookies.update(self._cookies)
+            self._local.session = session
+        return session
+
+    def execute(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = self.session().post(
+                self.url, json={"query": document, "variables": variables or {}}, timeout=TIMEOUT
+            )
+        except requests.RequestException as exc:
+            raise StashError(f"cannot reach Stash at {self.url}: {type(exc).__name__}") from None
+        if response.status_code in (401, 403):
+            raise StashError(f"Stash refused the plugin's credentials (HTTP {response.status_code})")
+        try:
+            body = response.json()
+        except ValueError:
+            raise StashError(f"Stash answered HTTP {response.status_code} without JSON") from None
+        if body.get("errors"):
+            messages = "; ".join(str(e.get("message", e)) for e in body["errors"])
+            raise StashError(f"Stash rejected the request: {messages}")
+        if not response.ok:
+            raise StashError(f"Stash answered HTTP {response.status_code}")
+        return body.get("data") or {}
+
+    def plugin_settings(self) -> tuple[dict[str, Any], str | None]:
+        """This plugin's settings map and Stash's configured ffmpeg path."""
+        data = self.execute(queries.CONFIGURATION, {"include": [PLUGIN_ID]})["configuration"]
+        plugins = data.get("plugins") or {}
+        return plugins.get(PLUGIN_ID) or {}, (data.get("general") or {}).get("ffmpegPath") or None
+
+    def all_tags(self) -> list[Tag]:
+        tags: list[Tag] = []
+        page = 1
+        while True:
+            data = self.execute(
+                queries.FIND_TAGS,
+                {"filter": {"page": page, "per_page": TAG_PAGE_SIZE, "sort": "id", "direction": "ASC"}},
+            )["findTags"]
+            tags.extend(Tag.model_validate(t) for t in data["tags"])
+            if len(data["tags"]) < TAG_PAGE_SIZE or len(tags) >= data["count"]:
+                return tags
+            page += 1
+
+    def tag_named(self, name: str) -> Tag | None:
+        """The tag whose name or alias is ``name`` (Stash compares case-insensitively)."""
+        criterion = {"value": name, "modifier": "EQUALS"}
+        data = self.execute(
+            queries.FIND_TAGS,
+            {"filter": {"per_page": 1}, "tag_filter": {"name": criterion, "OR": {"aliases": criterion}}},
+        )["findTags"]
+        return Tag.model_validate(data["tags"][0]) if data["tags"] else None
+
+    def create_tag(self, name: str, *, parent_ids: list[str] | None = None, ignore_auto_tag: bool = True) -> Tag:
+        payload: dict[str, Any] = {"name": name, "ignore_auto_tag": ignore_auto_tag}
+        if parent_ids:
+            payload["parent_ids"] = parent_ids
+        return Tag.model_validate(self.execute(queries.TAG_CREATE, {"input": payload})["tagCreate"])
+
+    def count_untagged(self, kind: str) -> int:
+        document, field, filter_key, _ = _KINDS[kind]
+        data = self.execute(document, {"filter": {"per_page": 1}, filter_key: _untagged()})
+        return int(data[field]["count"])
+
+    def untagged(self, kind: str, *, page_size: int = PAGE_SIZE) -> Iterator[Item]:
+        """Items with no tags at all, in id order, one page in memory at a time."""
+        document, field, filter_key, build = _KINDS[kind]
+        after = 0
+        while True:
+            item_filter = _untagged()
+            if after:
+                item_filter = {**item_filter, "id": {"value": after, "modifier": "GREATER_THAN"}}
+            data = self.execute(
+                document,
+                {"filter": {"page": 1, "per_page": page_size, "sort": "id", "direction": "ASC"}, filter_key: item_filter},
+            )[field]
+            rows = data[_LIST_FIELD[kind]]
+            for row in rows:
+                yield build(row)
+            if len(rows) < page_size:
+                return
+            after = int(rows[-1]["id"])
+
+    def find(self, kind: str, ids: list[str]) -> list[Item]:
+        document, field, _, build = _KINDS[kind]
+        data = self.execute(document, {"ids": ids, "filter": {"per_page": len(ids)}})[field]
+        return [build(row) for row in data[_LIST_FIELD[kind]]]
+
+    def add_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
+        """Add tags in one mutation, never removing any: the item is written whole or not at all."""
+        document, field = (
+            (queries.BULK_SCENE_UPDATE, "bulkSceneUpdate")
+            if kind == "scene"
+            else (queries.BULK_IMAGE_UPDATE, "bulkImageUpdate")
+        )
+        self.execute(document, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": "ADD"}}})
+
+    def job_queue(self) -> list[dict[str, Any]]:
+        return self.execute(queries.JOB_QUEUE).get("jobQueue") or []
+
+    def run_plugin_task(self, task_name: str, description: str, args: dict[str, Any]) -> str:
+        data = self.execute(
+            queries.RUN_PLUGIN_TASK,
+            {"plugin_id": PLUGIN_ID, "task_name": task_name, "description": description, "args_map": args},
+        )
+        return str(data["runPluginTask"])
+
+
+def _untagged() -> dict[str, Any]:
+    return {"tags": {"value": [], "modifier": "IS_NULL"}}
+
+
+_KINDS = {
+    "scene": (queries.FIND_SCENES, "findScenes", "scene_filter", Item.from_scene),
+    "image": (queries.FIND_IMAGES, "findImages", "image_filter", Item.from_image),
+}
+_LIST_FIELD = {"scene": "scenes", "image": "images"}

@@ -1,0 +1,155 @@
+"""Typed views of what Stash sends: the stdin payload and the objects our queries select."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class SessionCookie(_Model):
+    name: str = Field("session", alias="Name")
+    value: str = Field("", alias="Value")
+
+
+class ServerConnection(_Model):
+    """``server_connection`` as Stash writes it on stdin (Go field names)."""
+
+    scheme: str = Field("http", alias="Scheme")
+    host: str = Field("localhost", alias="Host")
+    port: int = Field(9999, alias="Port")
+    session_cookie: SessionCookie | None = Field(None, alias="SessionCookie")
+    api_key: str | None = Field(None, alias="ApiKey")
+    dir: str | None = Field(None, alias="Dir")
+    plugin_dir: str | None = Field(None, alias="PluginDir")
+
+    @property
+    def base_url(self) -> str:
+        host = "localhost" if self.host in ("0.0.0.0", "", "::") else self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+class HookContext(_Model):
+    id: str | None = None
+    type: str = ""
+    input: Any = None
+    input_fields: list[str] | None = Field(None, alias="inputFields")
+
+
+class PluginInput(_Model):
+    """The whole stdin object."""
+
+    server_connection: ServerConnection = Field(default_factory=ServerConnection)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def hook_context(self) -> HookContext | None:
+        raw = self.args.get("hookContext")
+        return HookContext.model_validate(raw) if isinstance(raw, dict) else None
+
+
+class TagRef(_Model):
+    id: str
+
+
+class Tag(_Model):
+    id: str
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    ignore_auto_tag: bool = False
+    scene_count: int = 0
+    image_count: int = 0
+    parents: list[TagRef] = Field(default_factory=list)
+
+
+class Fingerprint(_Model):
+    type: str
+    value: str
+
+
+class ZipRef(_Model):
+    path: str
+
+
+class MediaFile(_Model):
+    """A scene's ``VideoFile`` or an image's ``ImageFile``/``VideoFile``."""
+
+    typename: str | None = Field(None, alias="__typename")
+    path: str
+    basename: str = ""
+    size: int | None = None
+    mod_time: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    frame_rate: float | None = None
+    zip_file: ZipRef | None = None
+    fingerprints: list[Fingerprint] = Field(default_factory=list)
+
+    @property
+    def is_video(self) -> bool:
+        return self.typename == "VideoFile" or self.duration is not None
+
+    def fingerprint(self) -> str:
+        """The most specific content identity Stash knows for this file."""
+        by_type = {f.type: f.value for f in self.fingerprints}
+        for kind in ("oshash", "md5", "phash"):
+            if by_type.get(kind):
+                return f"{kind}:{by_type[kind]}"
+        return f"stat:{self.size}:{self.mod_time}:{self.path}"
+
+
+class ScenePaths(_Model):
+    stream: str | None = None
+    screenshot: str | None = None
+
+
+class ImagePaths(_Model):
+    image: str | None = None
+    thumbnail: str | None = None
+
+
+class Item(_Model):
+    """A scene or an image, reduced to what tagging needs."""
+
+    kind: Literal["scene", "image"]
+    id: str
+    title: str | None = None
+    tag_ids: list[str] = Field(default_factory=list)
+    file: MediaFile | None = None
+    media_url: str | None = None
+
+    @property
+    def label(self) -> str:
+        name = self.title or (self.file.basename if self.file else "")
+        return f"{self.kind} {self.id}" + (f" ({name})" if name else "")
+
+    @classmethod
+    def from_scene(cls, raw: dict[str, Any]) -> Item:
+        files = raw.get("files") or []
+        return cls(
+            kind="scene",
+            id=raw["id"],
+            title=raw.get("title"),
+            tag_ids=[t["id"] for t in raw.get("tags") or []],
+            file=MediaFile.model_validate({**files[0], "__typename": "VideoFile"}) if files else None,
+            media_url=(raw.get("paths") or {}).get("stream"),
+        )
+
+    @classmethod
+    def from_image(cls, raw: dict[str, Any]) -> Item:
+        files = raw.get("visual_files") or []
+        return cls(
+            kind="image",
+            id=raw["id"],
+            title=raw.get("title"),
+            tag_ids=[t["id"] for t in raw.get("tags") or []],
+            file=MediaFile.model_validate(files[0]) if files else None,
+            media_url=(raw.get("paths") or {}).get("image"),
+        )
