@@ -1,0 +1,58 @@
+"""Settings are validated once, with defaults for what Stash omits and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_tagger.settings import Settings, SettingsError
+
+
+def test_untouched_settings_get_defaults():
+    settings = Settings.from_stash({})
+    assert settings.min_confidence == 60
+    assert settings.frames_per_scene == 6
+    assert settings.only_existing_tags is False
+    assert settings.configured is False
+
+
+def test_stash_numbers_and_strings_are_read_leniently():
+    # Stash sends NUMBER settings as JSON numbers (8.0), the CLI as strings.
+    settings = Settings.from_stash({"framesPerScene": 8.0, "concurrency": "3", "gatewayUrl": " http://h:4000/v1/ "})
+    assert settings.frames_per_scene == 8
+    assert settings.concurrency == 3
+    assert settings.gateway_url == "http://h:4000/v1"
+
+
+def test_blank_strings_mean_unset():
+    settings = Settings.from_stash({"gatewayUrl": "", "apiKey": "  ", "model": ""})
+    assert settings.gateway_url is None and settings.api_key is None and settings.model is None
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"minConfidence": 150}, "minConfidence"),  # percent scale, not 0..1 and not above 100
+        ({"minConfidence": -1}, "minConfidence"),
+        ({"gatewayUrl": "ftp://host/v1"}, "gatewayUrl"),  # only http(s) gateways exist
+        ({"gatewayUrl": "http://"}, "gatewayUrl"),  # no host
+        ({"framesPerScene": 2.5}, "framesPerScene"),  # a fraction of a frame
+        ({"maxTagsPerItem": 0}, "maxTagsPerItem"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"createdTagParent": " "}, "createdTagParent"),
+    ],
+)
+def test_invalid_values_name_the_setting(values, key):
+    with pytest.raises(SettingsError, match=key):
+        Settings.from_stash(values)
+
+
+def test_api_key_is_never_echoed_in_errors():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_stash({"apiKey": {"nested": "sk-secret-value"}})
+    assert "sk-secret-value" not in str(caught.value)
+
+
+def test_api_key_is_hidden_in_repr():
+    settings = Settings.from_stash({"apiKey": "sk-secret-value"})
+    assert "sk-secret-value" not in repr(settings)
+    assert settings.api_key.get_secret_value() == "sk-secret-value"
