@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
@@ -121,6 +121,78 @@ class Settings(BaseModel):
         title="Image size (px)",
         description="Long side in pixels of every frame or image sent. Smaller is cheaper. Default 768.",
     )
+    frame_layout: Literal["separate", "grid"] = Field(
+        "separate",
+        alias="frameLayout",
+        title="Frame layout",
+        description="'separate': each frame is its own picture; 'grid': all frames of a scene in one contact "
+        "sheet (fewer image tokens with most providers). Default separate.",
+    )
+    image_detail: Literal["auto", "low", "high"] = Field(
+        "auto",
+        alias="imageDetail",
+        title="Image detail",
+        description="OpenAI-style image detail: 'low' is cheapest (a fixed small token cost per picture), "
+        "'high' reads fine detail. Default auto.",
+    )
+    max_tokens_per_run: int = Field(
+        0,
+        ge=0,
+        alias="maxTokensPerRun",
+        title="Token budget per run",
+        description="Stop the run cleanly once this many tokens were spent (items done stay done). 0 = no limit.",
+    )
+    include_context: bool = Field(
+        False,
+        alias="includeContext",
+        title="Include titles and folders",
+        description="Send the item's title, file name and folder names to the model as extra evidence.",
+    )
+    disable_cache: bool = Field(
+        False,
+        alias="disableCache",
+        title="Disable result cache",
+        description="Do not reuse earlier model answers for the same file, frames, provider and model.",
+    )
+    rules_file: str | None = Field(
+        None,
+        alias="rulesFile",
+        title="Rules file",
+        description="Path to a YAML file of tag rules (synonyms, block/allow lists, per-tag thresholds, parents); "
+        "relative paths are inside the plugin folder. See rules.example.yml.",
+    )
+    review_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        alias="reviewConfidence",
+        title="Review confidence (%)",
+        description="Tags scoring between this and Minimum confidence are not applied; the item gets AI_Review "
+        "and the suggestions are kept. Empty = off.",
+    )
+    min_frames: int = Field(
+        1,
+        ge=1,
+        le=64,
+        alias="minFrames",
+        title="Minimum frames",
+        description="A scene tag must be seen in at least this many frames. Default 1.",
+    )
+    vocabulary_parent: str | None = Field(
+        None,
+        alias="vocabularyParent",
+        title="Vocabulary parent tag",
+        description="Only this tag's descendants are offered to the model as the vocabulary. Empty = your "
+        "most-used tags.",
+    )
+    vocabulary_budget: int = Field(
+        200,
+        ge=0,
+        le=5000,
+        alias="vocabularyBudget",
+        title="Vocabulary size in prompt",
+        description="At most this many of your tag names are sent with each request. Default 200.",
+    )
     created_tag_parent: str = Field(
         "AI",
         alias="createdTagParent",
@@ -128,12 +200,19 @@ class Settings(BaseModel):
         description="New tags the plugin creates are put under this parent tag. Default AI.",
     )
 
-    @field_validator("gateway_url", "model", "api_key", mode="before")
+    @field_validator(
+        "gateway_url", "model", "api_key", "rules_file", "vocabulary_parent", "review_confidence", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("frame_layout", "image_detail", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("gateway_url")
     @classmethod
@@ -151,6 +230,18 @@ class Settings(BaseModel):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _review_below_apply(self) -> Settings:
+        if self.review_confidence is not None and self.review_confidence >= self.min_confidence:
+            raise ValueError(
+                f"reviewConfidence ({self.review_confidence:g}) must be below minConfidence ({self.min_confidence:g})"
+            )
+        return self
+
+    @property
+    def review_threshold(self) -> float | None:
+        return None if self.review_confidence is None else self.review_confidence / 100
 
     @property
     def threshold(self) -> float:
@@ -177,9 +268,13 @@ class Settings(BaseModel):
         except ValidationError as exc:
             problems = []
             for error in exc.errors():
-                key = ".".join(str(p) for p in error["loc"]) or "settings"
+                key = ".".join(str(p) for p in error["loc"])
+                message = error["msg"].removeprefix("Value error, ")
+                if not key:
+                    problems.append(message)
+                    continue
                 shown = "" if key == "apiKey" else f" (got {error.get('input')!r})"
-                problems.append(f"{key}: {error['msg']}{shown}")
+                problems.append(f"{key}: {message}{shown}")
             raise SettingsError("Invalid AI Tagger settings: " + "; ".join(problems)) from None
 
 
@@ -190,7 +285,7 @@ def manifest_settings() -> dict[str, str]:
         annotation = field.annotation
         if annotation is bool:
             kind = "BOOLEAN"
-        elif annotation in (int, float):
+        elif annotation in (int, float, float | None, int | None):
             kind = "NUMBER"
         else:
             kind = "STRING"
