@@ -2,8 +2,9 @@
 
 Items stream from Stash a page at a time into a bounded pool of workers. Frame extraction is
 bounded by CPU count and gateway calls by ``concurrency``, so the stages overlap without
-flooding either. Each item ends in exactly one ``ADD`` mutation carrying its tags and its status
-tag together: killing the process at any instant leaves every item either untouched or done.
+flooding either. A cached answer for the same file, frame plan, provider and model skips both.
+Each item ends in exactly one ``ADD`` mutation carrying its tags and its status tags together:
+killing the process at any instant leaves every item either untouched or done.
 """
 
 from __future__ import annotations
@@ -12,58 +13,70 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ai_tagger.cache import Cache, JournalEntry, answer_key
 from ai_tagger.decide.decision import Decision, Policy, decide
 from ai_tagger.decide.normalize import key
+from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.gateway.base import GatewayError, GatewayFatal, Provider, TagRequest, Usage
+from ai_tagger.gateway.base import Candidate, GatewayError, GatewayFatal, Provider, TagRequest, Usage
+from ai_tagger.gateway.prompt import PROMPT_VERSION, item_context
 from ai_tagger.log import Log
 from ai_tagger.media.errors import MediaError
+from ai_tagger.media.grid import contact_sheet
 from ai_tagger.media.source import MediaOptions, pictures
-from ai_tagger.settings import STATUS_ERRORED, STATUS_TAGGED, STATUS_TAGS, Settings
+from ai_tagger.settings import STATUS_ERRORED, STATUS_REVIEW, STATUS_TAGGED, STATUS_TAGS, Settings
 from ai_tagger.stash.client import StashClient, StashError
 from ai_tagger.stash.models import Item
 from ai_tagger.tagbook import TagBook
 
-VOCABULARY_HINT = 200
 BREAKER = 5
 MAX_REPORTED_ITEMS = 500
+MAX_ENUM_NAMES = 500
 
 KINDS_BY_MODE = {
     "tag_untagged": ("scene", "image"),
     "tag_scenes": ("scene",),
     "tag_images": ("image",),
     "preview": ("scene", "image"),
+    "reapply": ("scene", "image"),
 }
 
 
 class RunStopped(Exception):
     """The run cannot go on (gateway down, Stash gone); items done so far stay done."""
 
-    def __init__(self, reason: str, summary: RunSummary | None = None) -> None:
+    def __init__(self, reason: str, summary: RunSummary | None = None, *, clean: bool = False) -> None:
         super().__init__(reason)
         self.summary = summary
+        self.clean = clean
 
 
 @dataclass
 class ItemResult:
-    item: Item
+    item_kind: str
+    item_id: str
     status: str
     decision: Decision | None = None
     error: str | None = None
     failed_stage: str | None = None
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
+    cached: bool = False
 
     def report(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"kind": self.item.kind, "id": self.item.id, "status": self.status}
+        row: dict[str, Any] = {"kind": self.item_kind, "id": self.item_id, "status": self.status}
         if self.decision is not None:
             row["tags"] = [v.label for v in self.decision.applied]
+            row["review"] = [v.label for v in self.decision.review]
             row["candidates"] = [v.describe() for v in self.decision.verdicts]
+            row["cached"] = self.cached
+            row["tokens"] = self.usage.total_tokens
         if self.error:
             row["error"] = self.error
         return row
@@ -75,9 +88,11 @@ class RunSummary:
     total: int = 0
     processed: int = 0
     tagged: int = 0
+    review: int = 0
     errored: int = 0
     tags_applied: int = 0
     gateway_calls: int = 0
+    cache_hits: int = 0
     usage: Usage = field(default_factory=Usage)
     created_tags: list[str] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -87,23 +102,27 @@ class RunSummary:
         self.processed += 1
         self.usage.add(result.usage)
         self.gateway_calls += result.calls
+        self.cache_hits += result.cached
         if result.status == "errored":
             self.errored += 1
         elif result.decision is not None:
             self.tagged += 1
+            self.review += bool(result.decision.review)
             self.tags_applied += len(result.decision.applied)
         if len(self.items) < MAX_REPORTED_ITEMS:
             self.items.append(result.report())
 
     def as_output(self) -> dict[str, Any]:
-        return {
+        output: dict[str, Any] = {
             "mode": self.mode,
             "total": self.total,
             "processed": self.processed,
             "tagged": self.tagged,
+            "review": self.review,
             "errored": self.errored,
             "tags_applied": self.tags_applied,
             "gateway_calls": self.gateway_calls,
+            "cache_hits": self.cache_hits,
             "tokens": {
                 "prompt": self.usage.prompt_tokens,
                 "completion": self.usage.completion_tokens,
@@ -111,8 +130,32 @@ class RunSummary:
             },
             "created_tags": self.created_tags,
             "items": self.items,
-            **({"stopped": self.stopped} if self.stopped else {}),
         }
+        if self.mode == "preview":
+            output["estimate"] = self.estimate()
+        if self.stopped:
+            output["stopped"] = self.stopped
+        return output
+
+    def estimate(self) -> dict[str, Any]:
+        """What tagging every untagged item would cost, projected from the items previewed."""
+        paid = self.processed - self.cache_hits - self.errored
+        per_item = self.usage.total_tokens / paid if paid > 0 else 0
+        return {
+            "untagged_items": self.total,
+            "tokens_per_item": round(per_item),
+            "run_tokens": round(per_item * self.total),
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    candidates: list[Candidate]
+    frame_count: int
+    key: str | None
+    usage: Usage = field(default_factory=Usage)
+    calls: int = 0
+    cached: bool = False
 
 
 class Tagger:
@@ -123,17 +166,20 @@ class Tagger:
         *,
         client: StashClient,
         settings: Settings,
-        provider: Provider,
+        provider: Provider | None,
         log: Log,
         ffmpeg: str,
         dry_run: bool,
         vocabulary: Vocabulary,
+        rules: Rules,
+        cache: Cache | None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.provider = provider
         self.log = log
         self.dry_run = dry_run
+        self.cache = cache
         self.book = TagBook(client, vocabulary, parent_name=settings.created_tag_parent)
         self.media = MediaOptions(
             ffmpeg=ffmpeg,
@@ -147,11 +193,26 @@ class Tagger:
             max_tags=settings.max_tags_per_item,
             only_existing=settings.only_existing_tags,
             reserved=reserved,
+            review_threshold=settings.review_threshold,
+            min_frames=settings.min_frames,
+            rules=rules,
         )
-        status_ids = {t.id for t in (vocabulary.exact(n) for n in STATUS_TAGS) if t}
-        self.hint = [t.name for t in vocabulary.most_used(VOCABULARY_HINT, exclude=status_ids)]
+        own = {t.id for t in (vocabulary.exact(n) for n in (*STATUS_TAGS, settings.created_tag_parent)) if t}
+        self.hint = vocabulary.prompt_names(
+            settings.vocabulary_budget, parent=settings.vocabulary_parent, exclude_ids=own
+        )
+        closed = settings.only_existing_tags and 0 < len(self.hint) <= MAX_ENUM_NAMES
+        self.allowed = self.hint if closed else []
         self._media_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._gateway_slots = threading.BoundedSemaphore(settings.concurrency)
+        self._locks_guard = threading.Lock()
+        self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    def describe_vocabulary(self) -> str:
+        parent = self.settings.vocabulary_parent
+        scope = f"descendants of {parent!r}" if parent else "most used"
+        closed = ", as a closed list (JSON-schema enum)" if self.allowed else ""
+        return f"sending {len(self.hint)} tag name(s) to the model ({scope}{closed})"
 
     def _fetch(self, url: str) -> bytes:
         try:
@@ -162,38 +223,148 @@ class Tagger:
             raise MediaError(f"Stash answered HTTP {response.status_code} for the media URL")
         return response.content
 
+    def _key(self, item: Item, context: str) -> str | None:
+        if item.file is None:
+            return None
+        settings = self.settings
+        frames = settings.frames_per_scene if item.kind == "scene" else 1
+        plan = (frames, settings.frame_layout, settings.max_image_side, settings.image_detail)
+        return answer_key(
+            item.file.fingerprint(), item.kind, plan, settings.provider, settings.model, PROMPT_VERSION, context
+        )
+
+    def answer(self, item: Item) -> Answer:
+        """The model's candidates for an item: from the cache, else from the gateway.
+
+        Items with the same key (duplicate files) wait for each other, so the second one finds
+        the first one's answer in the cache instead of paying for it again.
+        """
+        context = item_context(item) if self.settings.include_context else ""
+        cache_key = self._key(item, context)
+        if self.cache is None or cache_key is None:
+            return self._ask(item, context, None)
+        with self._key_lock(cache_key):
+            hit = self.cache.get(cache_key)
+            if hit is not None:
+                return Answer(hit.candidates, hit.frame_count, cache_key, cached=True)
+            return self._ask(item, context, cache_key)
+
+    @contextmanager
+    def _key_lock(self, cache_key: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock, users = self._key_locks.get(cache_key, (threading.Lock(), 0))
+            self._key_locks[cache_key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._locks_guard:
+                lock, users = self._key_locks[cache_key]
+                if users == 1:
+                    del self._key_locks[cache_key]
+                else:
+                    self._key_locks[cache_key] = (lock, users - 1)
+
+    def _ask(self, item: Item, context: str, cache_key: str | None) -> Answer:
+        with self._media_slots:
+            shots = pictures(item, self.media, self._fetch)
+        grid = None
+        frame_count = len(shots)
+        if self.settings.frame_layout == "grid" and len(shots) > 1:
+            sheet, grid = contact_sheet(shots, max_side=self.settings.max_image_side)
+            shots = [sheet]
+        request = TagRequest(
+            kind=item.kind,
+            pictures=shots,
+            frame_count=frame_count,
+            grid=grid,
+            vocabulary=self.hint,
+            allowed_names=self.allowed,
+            context=context,
+            detail=self.settings.image_detail,
+        )
+        if self.provider is None:
+            raise GatewayError("no gateway in this mode")
+        with self._gateway_slots:
+            answer = self.provider.describe(request)
+        if self.cache is not None and cache_key is not None and item.file is not None:
+            self.cache.put(cache_key, item.file.fingerprint(), answer.candidates, frame_count, answer.usage)
+        return Answer(answer.candidates, frame_count, cache_key, answer.usage, answer.calls)
+
     def process(self, item: Item) -> ItemResult:
         try:
-            with self._media_slots:
-                shots = pictures(item, self.media, self._fetch)
+            answer = self.answer(item)
         except MediaError as exc:
             return self._failed(item, "media", str(exc))
-        try:
-            with self._gateway_slots:
-                answer = self.provider.describe(TagRequest(kind=item.kind, pictures=shots, vocabulary=self.hint))
         except GatewayFatal:
             raise
         except GatewayError as exc:
             return self._failed(item, "gateway", str(exc))
-        decision = decide(answer.candidates, len(shots), self.book.vocabulary, self.policy)
-        result = ItemResult(item, "preview", decision, usage=answer.usage, calls=answer.calls)
+        decision = decide(answer.candidates, answer.frame_count, self.book.vocabulary, self.policy)
+        result = ItemResult(
+            item.kind, item.id, "preview", decision, usage=answer.usage, calls=answer.calls, cached=answer.cached
+        )
+        note = f"{item.label}: {', '.join(v.label for v in decision.applied) or 'no tag passed'}"
+        if decision.review:
+            note += f"; for review: {', '.join(v.label for v in decision.review)}"
+        if answer.usage.total_tokens:
+            note += f" ({answer.usage.total_tokens} tokens)"
+        elif answer.cached:
+            note += " (cached answer)"
+        self.log.debug(note)
         if self.dry_run:
             return result
-        tag_ids = self.book.ids_for(decision.applied)
-        tag_ids.append(self.book.status_tag(STATUS_TAGGED).id)
-        self.client.add_tags(item.kind, item.id, tag_ids)
+        applied = self.book.ids_for(decision.applied)
+        status = [self.book.status_tag(STATUS_TAGGED).id]
+        if decision.review:
+            status.append(self.book.status_tag(STATUS_REVIEW).id)
+        self.client.add_tags(item.kind, item.id, applied + status)
+        self._journal(item.kind, item.id, answer.key, "tagged", applied, decision)
         result.status = "tagged"
-        self.log.debug(f"{item.label}: {', '.join(v.label for v in decision.applied) or 'no tag passed'}")
         return result
+
+    def _journal(
+        self, kind: str, item_id: str, answer_key: str | None, status: str, applied: list[str], decision: Decision
+    ) -> None:
+        if self.cache is not None:
+            review = [{"tag": v.label, "score": round(v.score, 3)} for v in decision.review]
+            self.cache.record(JournalEntry(kind, item_id, answer_key, status, applied, review))
 
     def _failed(self, item: Item, stage: str, reason: str) -> ItemResult:
         self.log.error(f"{item.label}: {reason}")
         if not self.dry_run:
             self.client.add_tags(item.kind, item.id, [self.book.status_tag(STATUS_ERRORED).id])
-        return ItemResult(item, "errored", error=reason, failed_stage=stage)
+        return ItemResult(item.kind, item.id, "errored", error=reason, failed_stage=stage)
+
+    def reapply(self, entry: JournalEntry) -> ItemResult:
+        """Re-decide a processed item from its cached answer with today's settings; no gateway call.
+
+        Adds what now passes, then removes only tags this plugin applied before and no longer
+        decides (never the user's own tags), and keeps ``AI_Review`` in step.
+        """
+        cached = self.cache.get(entry.answer_key) if self.cache and entry.answer_key else None
+        if cached is None:
+            return ItemResult(entry.kind, entry.id, "skipped", error="no cached answer")
+        decision = decide(cached.candidates, cached.frame_count, self.book.vocabulary, self.policy)
+        result = ItemResult(entry.kind, entry.id, "preview" if self.dry_run else "tagged", decision, cached=True)
+        if self.dry_run:
+            return result
+        applied = self.book.ids_for(decision.applied)
+        review_tag = self.book.status_tag(STATUS_REVIEW).id
+        add = applied + [self.book.status_tag(STATUS_TAGGED).id] + ([review_tag] if decision.review else [])
+        self.client.add_tags(entry.kind, entry.id, add)
+        dropped = [tag_id for tag_id in entry.applied if tag_id not in applied]
+        if entry.review and not decision.review:
+            dropped.append(review_tag)
+        if dropped:
+            self.client.remove_tags(entry.kind, entry.id, dropped)
+        self._journal(entry.kind, entry.id, entry.answer_key, "tagged", applied, decision)
+        return result
 
 
-def _bounded(executor: ThreadPoolExecutor, work: Iterable[Item], fn: Any, limit: int) -> Iterator[Future[ItemResult]]:
+def _bounded(
+    executor: ThreadPoolExecutor, work: Iterable[Any], fn: Callable[[Any], ItemResult], limit: int
+) -> Iterator[Future[ItemResult]]:
     """Completed futures, never holding more than ``limit`` submitted items in memory."""
     pending: set[Future[ItemResult]] = set()
     source = iter(work)
@@ -215,17 +386,18 @@ def run(
     mode: str,
     client: StashClient,
     settings: Settings,
-    provider: Provider,
+    provider: Provider | None,
     log: Log,
     ffmpeg: str,
+    rules: Rules,
+    cache: Cache | None,
     limit: int | None = None,
-    ids: dict[str, list[str]] | None = None,
 ) -> RunSummary:
-    """Tag (or preview) the items of ``mode``; raise :class:`RunStopped` with the summary so far."""
+    """Tag, preview or re-apply the items of ``mode``; raise :class:`RunStopped` with the summary so far."""
     summary = RunSummary(mode=mode)
-    provider.preflight()
+    if provider is not None:
+        provider.preflight()
     vocabulary = Vocabulary(client.all_tags())
-    log.debug(f"loaded {len(vocabulary)} tags")
     tagger = Tagger(
         client=client,
         settings=settings,
@@ -234,24 +406,31 @@ def run(
         ffmpeg=ffmpeg,
         dry_run=mode == "preview",
         vocabulary=vocabulary,
+        rules=rules,
+        cache=cache,
     )
+    log.info(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
     kinds = KINDS_BY_MODE[mode]
-    if ids:
-        items: Iterable[Item] = itertools.chain.from_iterable(client.find(k, ids[k]) for k in kinds if ids.get(k))
-        summary.total = sum(len(ids.get(k) or []) for k in kinds)
+    work: Iterable[Any]
+    if mode == "reapply":
+        if cache is None:
+            raise RunStopped("re-applying needs the result cache: turn off 'disableCache'")
+        work, process = cache.journal(kinds), tagger.reapply
+        summary.total = sum(1 for _ in cache.journal(kinds))
     else:
         summary.total = sum(client.count_untagged(k) for k in kinds)
-        items = itertools.chain.from_iterable(client.untagged(k) for k in kinds)
+        work, process = itertools.chain.from_iterable(client.untagged(k) for k in kinds), tagger.process
     if limit is not None:
-        items = itertools.islice(items, limit)
+        work = itertools.islice(work, limit)
         summary.total = min(summary.total, limit)
     log.info(f"{mode}: {summary.total} item(s) to process with {settings.model} at {settings.gateway_url}")
     workers = settings.concurrency + (os.cpu_count() or 1)
     started = time.monotonic()
     failures_in_a_row = 0
+    clean = False
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tagger") as executor:
         try:
-            for future in _bounded(executor, items, tagger.process, workers * 2):
+            for future in _bounded(executor, work, process, workers * 2):
                 try:
                     result = future.result()
                 except GatewayFatal as exc:
@@ -262,18 +441,27 @@ def run(
                 failures_in_a_row = failures_in_a_row + 1 if result.failed_stage == "gateway" else 0
                 if failures_in_a_row >= BREAKER:
                     raise RunStopped(f"stopped after {BREAKER} gateway failures in a row; last: {result.error}")
+                budget = settings.max_tokens_per_run
+                if budget and summary.usage.total_tokens >= budget:
+                    raise RunStopped(
+                        f"token budget reached: {summary.usage.total_tokens} of {budget} tokens spent "
+                        "(maxTokensPerRun); the next run goes on from here",
+                        clean=True,
+                    )
                 _progress(log, summary, started)
         except RunStopped as exc:
             summary.stopped = str(exc)
             executor.shutdown(wait=True, cancel_futures=True)
+            clean = exc.clean
         finally:
             summary.created_tags = list(tagger.book.created)
     if summary.stopped:
-        raise RunStopped(summary.stopped, summary)
+        raise RunStopped(summary.stopped, summary, clean=clean)
     log.progress(1.0)
     log.info(
-        f"{mode}: done, {summary.processed} item(s), {summary.tagged} tagged, {summary.errored} errored, "
-        f"{summary.tags_applied} tag(s) applied, {summary.usage.total_tokens} tokens"
+        f"{mode}: done, {summary.processed} item(s), {summary.tagged} tagged, {summary.review} for review, "
+        f"{summary.errored} errored, {summary.tags_applied} tag(s) applied, {summary.gateway_calls} gateway "
+        f"call(s), {summary.cache_hits} cached, {summary.usage.total_tokens} tokens"
     )
     return summary
 
@@ -285,4 +473,7 @@ def _progress(log: Log, summary: RunSummary, started: float) -> None:
         elapsed = time.monotonic() - started
         rate = summary.processed / elapsed if elapsed else 0
         remaining = (summary.total - summary.processed) / rate if rate else 0
-        log.info(f"{summary.processed}/{summary.total} items, {rate:.2f}/s, about {remaining:.0f} s left")
+        log.info(
+            f"{summary.processed}/{summary.total} items, {rate:.2f}/s, about {remaining:.0f} s left, "
+            f"{summary.usage.total_tokens} tokens so far"
+        )

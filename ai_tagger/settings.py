@@ -8,6 +8,7 @@ negation (``disableAutoTag``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -52,7 +53,8 @@ class Settings(BaseModel):
         "openai",
         alias="provider",
         title="Provider",
-        description="Gateway protocol: 'openai' (any OpenAI-compatible server). Default openai.",
+        description="Gateway protocol: 'openai' (any OpenAI-compatible server) or 'labels' (a local classifier "
+        "server, see README). Default openai.",
     )
     auth_scheme: str = Field(
         "Bearer",
@@ -248,6 +250,11 @@ class Settings(BaseModel):
         """``minConfidence`` as the 0..1 fraction models answer with."""
         return self.min_confidence / 100
 
+    def authorization(self, key: str) -> str:
+        """The ``Authorization`` header value for ``key`` under the configured scheme."""
+        scheme = self.auth_scheme.strip()
+        return key if scheme.lower() in ("", "none") else f"{scheme} {key}"
+
     @property
     def configured(self) -> bool:
         return bool(self.gateway_url and self.model)
@@ -293,11 +300,18 @@ def manifest_settings() -> dict[str, str]:
     return kinds
 
 
-Mode = Literal["tag_untagged", "tag_scenes", "tag_images", "preview"]
-MODES: tuple[str, ...] = ("tag_untagged", "tag_scenes", "tag_images", "preview")
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
-def data_dir(plugin_dir: str | None) -> Path:
-    """Where the plugin keeps its files (cache, review suggestions)."""
-    base = Path(plugin_dir) if plugin_dir else Path.cwd()
-    return base / "data"
+def data_dir(stash_dir: str | None) -> Path:
+    """Where the plugin keeps its cache: under Stash's config folder, which survives plugin
+    updates (Stash's package manager replaces the plugin folder), else the user's cache folder."""
+    if stash_dir:
+        return Path(stash_dir) / "plugin_data" / "ai_tagger"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai_tagger"
+
+
+def rules_path(rules_file: str, plugin_dir: str | None) -> Path:
+    """A relative ``rulesFile`` is inside the plugin folder."""
+    path = Path(rules_file).expanduser()
+    return path if path.is_absolute() else Path(plugin_dir or PACKAGE_PARENT) / path

@@ -79,9 +79,10 @@ def stash(model: FakeModel) -> Iterator[FakeStash]:
         yield server
 
 
-def gateway_settings(model: FakeModel, **extra: Any) -> dict[str, Any]:
-    return {"gatewayUrl": model.base_url, "apiKey": model.api_key, "model": model.models[0], **extra}
+def gateway_settings(server: FakeModel, /, **extra: Any) -> dict[str, Any]:
+    """Settings pointing at the test model; ``extra`` may override any key, ``model`` included."""
+    return {"gatewayUrl": server.base_url, "apiKey": server.api_key, "model": server.models[0], **extra}
 
 
-def configure(stash: FakeStash, model: FakeModel, **settings: Any) -> None:
-    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(model, **settings))
+def configure(stash: FakeStash, server: FakeModel, /, **settings: Any) -> None:
+    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(server, **settings))

@@ -10,7 +10,7 @@ from ai_tagger.decide.decision import BELOW, CREATE, NOT_EXISTING, OVER_CAP, RES
 from ai_tagger.decide.normalize import key
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.gateway.base import Candidate
-from ai_tagger.stash.models import Tag
+from ai_tagger.stash.models import Tag, TagRef
 
 VOCABULARY = [
     Tag(id="1", name="Outdoors", aliases=["outside"]),
@@ -127,3 +127,51 @@ def test_applied_tags_respect_threshold_cap_and_reserved(candidates, cap):
     applied = decide(candidates, 6, Vocabulary(VOCABULARY), policy).applied
     assert len(applied) <= cap
     assert all(v.score >= 0.5 and key(v.label) != "ai tagged" for v in applied)
+
+
+def _child(tag_id: str, name: str, *parents: str, uses: int = 0, aliases: tuple[str, ...] = ()) -> Tag:
+    return Tag(id=tag_id, name=name, aliases=list(aliases), scene_count=uses, parents=[TagRef(id=p) for p in parents])
+
+
+BRANCHES = [
+    _child("1", "Animals", uses=50),
+    _child("2", "Dog", "1", uses=5, aliases=("Doggo", "Hound", "dog")),
+    _child("3", "Cat", "1", uses=9),
+    _child("4", "Puppy", "2", uses=1),
+    _child("5", "Places", uses=99),
+    _child("6", "Beach", "5", uses=7),
+    _child("7", "Loop", "8"),  # 7 and 8 are each other's parent: walks must stop
+    _child("8", "Pool", "7"),
+]
+
+
+@pytest.mark.parametrize(
+    ("budget", "parent", "exclude", "expected"),
+    [
+        (10, None, (), ["Places", "Animals", "Cat", "Beach", "Dog", "Puppy", "Loop", "Pool"]),  # most used, then name
+        (2, None, (), ["Places", "Animals"]),  # capped at the budget
+        (10, "animals", (), ["Cat", "Dog", "Puppy"]),  # one branch, transitively, without the parent itself
+        (10, "Doggo", (), ["Puppy"]),  # the parent may be named by an alias
+        (10, "Animals", ("3",), ["Dog", "Puppy"]),  # excluded ids (the plugin's own tags) never appear
+        (10, "Loop", (), ["Pool"]),  # a cycle ends
+        (10, "Nowhere", (), ["Places", "Animals", "Cat", "Beach", "Dog", "Puppy", "Loop", "Pool"]),  # unknown: all
+        (0, None, (), []),  # no budget, no names
+    ],
+)
+def test_prompt_names_pick_a_branch_by_use(budget, parent, exclude, expected):
+    assert Vocabulary(BRANCHES).prompt_names(budget, parent=parent, exclude_ids=exclude) == expected
+
+
+def test_prompt_entries_carry_aliases_that_differ_from_the_name():
+    assert Vocabulary(BRANCHES).prompt_entries(2, parent="Animals") == ["Cat", "Dog (aliases: Doggo, Hound)"]
+
+
+def test_tree_walks_and_re_added_tags_move_in_the_child_index():
+    vocabulary = Vocabulary(BRANCHES)
+    assert [t.name for t in vocabulary.ancestors("4")] == ["Dog", "Animals"]
+    assert [t.name for t in vocabulary.descendants("1")] == ["Dog", "Cat", "Puppy"]
+    assert [t.name for t in vocabulary.children_of("1")] == ["Dog", "Cat"]
+    vocabulary.add(_child("3", "Cat", "5", uses=9))  # the user moved Cat under Places
+    assert [t.name for t in vocabulary.children_of("1")] == ["Dog"]
+    assert [t.name for t in vocabulary.children_of("5")] == ["Beach", "Cat"]
+    assert vocabulary.ancestors("missing") == [] and vocabulary.descendants("missing") == []

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from ai_tagger.settings import MODES, Settings, manifest_settings
+from ai_tagger import MODES
+from ai_tagger.settings import Settings, manifest_settings
 
 MANIFEST = Path(__file__).resolve().parents[1] / "ai_tagger.yml"
 STASH_TOP_LEVEL = {"name", "description", "version", "url", "ui", "settings", "exec", "interface", "errLog", "tasks", "hooks"}
@@ -55,6 +56,7 @@ def test_tasks_cover_every_mode_with_string_args():
         "Tag untagged scenes": {"mode": "tag_scenes"},
         "Tag untagged images": {"mode": "tag_images"},
         "Preview tags (dry run)": {"mode": "preview"},
+        "Re-apply tags from cache": {"mode": "reapply"},
     }
     assert {args["mode"] for args in tasks.values()} <= set(MODES)
 

@@ -2,8 +2,13 @@
 
 An item's score for a tag combines how sure the model is with how much of the item shows it:
 ``score = confidence * sqrt(frames showing the tag / frames sent)``. When the model does not say
-which frames show a tag (or only one picture was sent) the score is the confidence. Scores
-are compared with ``minConfidence``; the best ``maxTagsPerItem`` are kept.
+which frames show a tag (or only one picture was sent) the score is the confidence.
+
+Per candidate, in this order: the user's synonyms rename it, spellings of one tag merge, then
+reserved names, the block list, the allow list, the minimum frame count, the tag's own threshold
+(else ``minConfidence``) with the review tier below it, ``onlyExistingTags`` and the cap decide.
+Applied existing tags may then bring their ancestors (``add_parents``). Every verdict carries
+the rule text that shaped it, so a preview explains itself.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ai_tagger.decide.normalize import key
+from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.gateway.base import Candidate
 from ai_tagger.stash.models import Tag
@@ -23,16 +29,26 @@ BELOW = "below threshold"
 OVER_CAP = "over cap"
 NOT_EXISTING = "no such tag"
 RESERVED = "reserved name"
+REVIEW = "review"
+BLOCKED = "blocked"
+NOT_ALLOWED = "not allowed"
+TOO_FEW_FRAMES = "too few frames"
+PARENT = "parent"
+
+APPLIED = frozenset({APPLY, CREATE, PARENT})
 
 
 @dataclass(frozen=True)
 class Policy:
-    """The settings a decision depends on, as plain values."""
+    """The settings a decision depends on, as plain values (thresholds as 0..1 fractions)."""
 
     threshold: float
     max_tags: int
     only_existing: bool
     reserved: frozenset[str] = frozenset()
+    review_threshold: float | None = None
+    min_frames: int = 1
+    rules: Rules = field(default_factory=Rules)
 
 
 @dataclass(frozen=True)
@@ -43,10 +59,11 @@ class Verdict:
     frames: tuple[int, ...]
     tag: Tag | None
     outcome: str
+    rule: str | None = None
 
     @property
     def applied(self) -> bool:
-        return self.outcome in (APPLY, CREATE)
+        return self.outcome in APPLIED
 
     @property
     def label(self) -> str:
@@ -61,6 +78,7 @@ class Verdict:
             "score": round(self.score, 3),
             "frames": list(self.frames),
             "outcome": self.outcome,
+            "rule": self.rule,
         }
 
 
@@ -72,54 +90,177 @@ class Decision:
     def applied(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.applied]
 
+    @property
+    def review(self) -> list[Verdict]:
+        """Suggestions close to the threshold, kept for the user to confirm."""
+        return [v for v in self.verdicts if v.outcome == REVIEW]
+
+
+def shown_frames(candidate: Candidate, frame_count: int) -> frozenset[int]:
+    """The valid frame numbers the model says show the tag (empty: it did not say usefully)."""
+    if frame_count <= 1:
+        return frozenset()
+    return frozenset(f for f in candidate.frames if 1 <= f <= frame_count)
+
 
 def score(candidate: Candidate, frame_count: int) -> float:
-    if frame_count <= 1 or not candidate.frames:
-        return candidate.confidence
-    shown = {f for f in candidate.frames if 1 <= f <= frame_count}
+    shown = shown_frames(candidate, frame_count)
     if not shown:
         return candidate.confidence
     return candidate.confidence * math.sqrt(len(shown) / frame_count)
 
 
-def _merge(candidates: Iterable[Candidate], vocabulary: Vocabulary) -> list[tuple[Candidate, Tag | None]]:
-    """One candidate per target tag: spellings of the same tag collapse, frames add up."""
-    merged: dict[str, tuple[Candidate, Tag | None]] = {}
-    for candidate in candidates:
+@dataclass(frozen=True)
+class _Target:
+    """One candidate after synonyms and merging, with the tag it means and the synonyms used."""
+
+    candidate: Candidate
+    tag: Tag | None
+    notes: frozenset[str] = frozenset()
+
+    @property
+    def label(self) -> str:
+        return self.tag.name if self.tag else self.candidate.name
+
+
+def _rename(candidate: Candidate, rules: Rules) -> tuple[Candidate, str | None]:
+    """The candidate under the user's name for it, and the synonym rule that renamed it."""
+    found = rules.synonym(candidate.name)
+    if found is None:
+        return candidate, None
+    spelling, target = found
+    return candidate.model_copy(update={"name": target}), f"synonym: {spelling} -> {target}"
+
+
+def _merge(candidates: Iterable[Candidate], vocabulary: Vocabulary, rules: Rules) -> list[_Target]:
+    """One target per tag: synonyms and spellings of the same tag collapse, frames add up."""
+    merged: dict[str, _Target] = {}
+    for original in candidates:
+        if not key(original.name):
+            continue
+        candidate, note = _rename(original, rules)
         tag = vocabulary.find(candidate.name)
         target = f"id:{tag.id}" if tag else f"new:{key(candidate.name)}"
-        if not key(candidate.name):
-            continue
+        notes = frozenset({note} if note else ())
         if target in merged:
-            kept, _ = merged[target]
-            frames = tuple(sorted(set(kept.frames) | set(candidate.frames)))
-            best = max(kept, candidate, key=lambda c: (c.confidence, c.name))
+            kept = merged[target]
+            frames = tuple(sorted(set(kept.candidate.frames) | set(candidate.frames)))
+            best = max(kept.candidate, candidate, key=lambda c: (c.confidence, c.name))
             candidate = best.model_copy(update={"frames": frames})
-        merged[target] = (candidate, tag)
+            notes |= kept.notes
+        merged[target] = _Target(candidate, tag, notes)
     return list(merged.values())
 
 
-def decide(
-    candidates: Sequence[Candidate], frame_count: int, vocabulary: Vocabulary, policy: Policy
-) -> Decision:
+def _names(label: str, tag: Tag | None) -> list[str]:
+    """Every name a rule may use for a tag: its label first, then its aliases."""
+    return [label, *tag.aliases] if tag else [label]
+
+
+def _gate(label: str, tag: Tag | None, policy: Policy) -> tuple[str | None, str | None]:
+    """The rules that hold whatever the score: reserved names, block list, allow list."""
+    if key(label) in policy.reserved:
+        return RESERVED, None
+    names = _names(label, tag)
+    pattern = policy.rules.blocked_by(names)
+    if pattern is not None:
+        return BLOCKED, f"block: {pattern}"
+    if not policy.rules.allowed(names):
+        return NOT_ALLOWED, "not in allow list"
+    return None, None
+
+
+def _threshold(label: str, tag: Tag | None, policy: Policy) -> tuple[float, str | None]:
+    """The tag's own threshold from the rules (by name or alias), else ``minConfidence``."""
+    found = policy.rules.threshold_for(_names(label, tag))
+    if found is None:
+        return policy.threshold, None
+    name, percent = found
+    return percent / 100, f"threshold {name}: {percent:g}%"
+
+
+def _too_few_frames(candidate: Candidate, frame_count: int, min_frames: int) -> bool:
+    """Seen in too few frames, judged only when the model said which frames show it."""
+    shown = shown_frames(candidate, frame_count)
+    return bool(shown) and len(shown) < min(min_frames, frame_count)
+
+
+def _judge(value: float, target: _Target, frame_count: int, policy: Policy, room: bool) -> tuple[str, str | None]:
+    """The outcome for one scored target and the rule that decided it."""
+    tag, label = target.tag, target.label
+    outcome, note = _gate(label, tag, policy)
+    if outcome is not None:
+        return outcome, note
+    if _too_few_frames(target.candidate, frame_count, policy.min_frames):
+        return TOO_FEW_FRAMES, f"min frames: {min(policy.min_frames, frame_count)}"
+    threshold, note = _threshold(label, tag, policy)
+    creatable = tag is not None or not policy.only_existing
+    if value < threshold:
+        review = policy.review_threshold
+        return (REVIEW if review is not None and value >= review and creatable else BELOW), note
+    if not creatable:
+        return NOT_EXISTING, note
+    if not room:
+        return OVER_CAP, note
+    return (APPLY if tag else CREATE), note
+
+
+def _join(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
+
+
+def _order(verdict: Verdict) -> tuple[float, str, str, str]:
+    return (-verdict.score, key(verdict.label), verdict.tag.id if verdict.tag else "", verdict.outcome)
+
+
+def _with_parents(verdicts: list[Verdict], vocabulary: Vocabulary, policy: Policy) -> list[Verdict]:
+    """Add the ancestors of every applied existing tag, outside the cap but inside the block list.
+
+    A parent that already has a verdict of its own (say below threshold) is upgraded in place;
+    reserved parents (the plugin's own ``AI`` parent) are skipped silently.
+    """
+    result = list(verdicts)
+    index = {v.tag.id: i for i, v in enumerate(result) if v.tag}
+    done = {v.tag.id for v in result if v.tag and v.applied}
+    for child in verdicts:
+        if child.outcome != APPLY or child.tag is None:
+            continue
+        for parent in vocabulary.ancestors(child.tag.id):
+            if parent.id in done:
+                continue
+            done.add(parent.id)
+            outcome, note = _gate(parent.name, parent, policy)
+            at = index.get(parent.id)
+            if outcome == RESERVED or (outcome is not None and at is not None):
+                continue
+            base = child if at is None else result[at]
+            name = parent.name if at is None else base.name
+            rule = _join(f"parent of {child.label}", note)
+            verdict = Verdict(name, base.confidence, base.score, base.frames, parent, outcome or PARENT, rule)
+            if at is None:
+                index[parent.id] = len(result)
+                result.append(verdict)
+            else:
+                result[at] = verdict
+    return result
+
+
+def decide(candidates: Sequence[Candidate], frame_count: int, vocabulary: Vocabulary, policy: Policy) -> Decision:
+    """The verdict on every candidate; the same input gives the same decision in any order."""
     scored = sorted(
-        ((score(c, frame_count), c, tag) for c, tag in _merge(candidates, vocabulary)),
-        key=lambda row: (-row[0], key(row[1].name)),
+        ((score(t.candidate, frame_count), t) for t in _merge(candidates, vocabulary, policy.rules)),
+        key=lambda row: (-row[0], key(row[1].label), row[1].tag.id if row[1].tag else ""),
     )
     verdicts: list[Verdict] = []
     kept = 0
-    for value, candidate, tag in scored:
-        label_key = key(tag.name if tag else candidate.name)
-        if label_key in policy.reserved:
-            outcome = RESERVED
-        elif value < policy.threshold:
-            outcome = BELOW
-        elif tag is None and policy.only_existing:
-            outcome = NOT_EXISTING
-        elif kept >= policy.max_tags:
-            outcome = OVER_CAP
-        else:
-            outcome = APPLY if tag else CREATE
-            kept += 1
-        verdicts.append(Verdict(candidate.name, candidate.confidence, value, candidate.frames, tag, outcome))
+    for value, target in scored:
+        outcome, note = _judge(value, target, frame_count, policy, kept < policy.max_tags)
+        kept += outcome in (APPLY, CREATE)
+        candidate = target.candidate
+        rule = _join(*sorted(target.notes), note)
+        verdicts.append(
+            Verdict(candidate.name, candidate.confidence, value, candidate.frames, target.tag, outcome, rule)
+        )
+    if policy.rules.add_parents:
+        verdicts = sorted(_with_parents(verdicts, vocabulary, policy), key=_order)
     return Decision(verdicts)

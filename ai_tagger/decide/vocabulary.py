@@ -1,8 +1,13 @@
-"""The user's tags, indexed once per run for O(1) lookup by any spelling of a name or alias."""
+"""The user's tags, indexed once per run for O(1) lookup by any spelling of a name or alias.
+
+Stash tags are hierarchical (a tag lists its parents); a child index built alongside lets the
+decision add ancestors and the prompt offer one branch of the tree without scanning all tags.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from ai_tagger.decide.normalize import key, singulars
 from ai_tagger.stash.models import Tag
@@ -13,6 +18,7 @@ class Vocabulary:
         self.tags: dict[str, Tag] = {}
         self._by_key: dict[str, Tag] = {}
         self._by_singular: dict[str, Tag] = {}
+        self._children: dict[str, list[str]] = {}
         aliases: list[tuple[str, Tag]] = []
         for tag in tags:
             self.add(tag, aliases_later=aliases)
@@ -28,7 +34,12 @@ class Vocabulary:
 
     def add(self, tag: Tag, *, aliases_later: list[tuple[str, Tag]] | None = None) -> None:
         """Index a tag; names win over aliases, earlier tags over later ones."""
+        previous = self.tags.get(tag.id)
+        for parent_id in _parent_ids(previous) if previous else ():
+            self._children[parent_id].remove(tag.id)
         self.tags[tag.id] = tag
+        for parent_id in _parent_ids(tag):
+            self._children.setdefault(parent_id, []).append(tag.id)
         self._index(tag.name, tag)
         for alias in tag.aliases:
             if aliases_later is None:
@@ -62,5 +73,66 @@ class Vocabulary:
         )
         return ranked[:limit]
 
+    def children_of(self, tag_id: str) -> list[Tag]:
+        """The tags that list ``tag_id`` as a parent, in the order they were added."""
+        return [self.tags[child] for child in self._children.get(tag_id, ())]
+
+    def ancestors(self, tag_id: str) -> list[Tag]:
+        """Parents, grandparents, ... nearest first; safe against cycles and unknown ids."""
+        return self._walk(tag_id, lambda t: [self.tags[r.id] for r in t.parents if r.id in self.tags])
+
+    def descendants(self, tag_id: str) -> list[Tag]:
+        """Children, grandchildren, ... nearest first; safe against cycles."""
+        return self._walk(tag_id, lambda t: self.children_of(t.id))
+
+    def _walk(self, tag_id: str, step: Callable[[Tag], list[Tag]]) -> list[Tag]:
+        start = self.tags.get(tag_id)
+        if start is None:
+            return []
+        seen = {tag_id}
+        found: list[Tag] = []
+        queue = deque([start])
+        while queue:
+            for tag in step(queue.popleft()):
+                if tag.id not in seen:
+                    seen.add(tag.id)
+                    found.append(tag)
+                    queue.append(tag)
+        return found
+
+    def prompt_tags(self, budget: int, *, parent: str | None = None, exclude_ids: Iterable[str] = ()) -> list[Tag]:
+        """The tags worth naming to the model: one branch (``parent``'s descendants) or all, most used first.
+
+        A ``parent`` that names no tag falls back to all tags, so a typo never empties the prompt.
+        """
+        if budget <= 0:
+            return []
+        root = (self.exact(parent) or self.find(parent)) if parent else None
+        pool = self.descendants(root.id) if root else self.tags.values()
+        skip = set(exclude_ids)
+        ranked = sorted(
+            (t for t in pool if t.id not in skip),
+            key=lambda t: (-(t.scene_count + t.image_count), t.name.casefold(), t.id),
+        )
+        return ranked[:budget]
+
+    def prompt_names(self, budget: int, *, parent: str | None = None, exclude_ids: Iterable[str] = ()) -> list[str]:
+        """Names of :meth:`prompt_tags`."""
+        return [t.name for t in self.prompt_tags(budget, parent=parent, exclude_ids=exclude_ids)]
+
+    def prompt_entries(self, budget: int, *, parent: str | None = None, exclude_ids: Iterable[str] = ()) -> list[str]:
+        """:meth:`prompt_tags` as ``"Dog (aliases: Doggo, Hound)"``: aliases tell the model what a tag means."""
+        return [_entry(t) for t in self.prompt_tags(budget, parent=parent, exclude_ids=exclude_ids)]
+
     def __len__(self) -> int:
         return len(self.tags)
+
+
+def _entry(tag: Tag) -> str:
+    name_key = key(tag.name)
+    aliases = [a.strip() for a in tag.aliases if key(a) and key(a) != name_key]
+    return f"{tag.name} (aliases: {', '.join(dict.fromkeys(aliases))})" if aliases else tag.name
+
+
+def _parent_ids(tag: Tag) -> list[str]:
+    return list(dict.fromkeys(ref.id for ref in tag.parents))

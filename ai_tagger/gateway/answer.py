@@ -6,8 +6,10 @@ proxies) wrap it in a code fence or a sentence; the first JSON object that valid
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -36,6 +38,18 @@ ANSWER_SCHEMA: dict[str, Any] = {
     "required": ["tags"],
     "additionalProperties": False,
 }
+
+
+MAX_ENUM = 500
+
+
+def answer_schema(allowed_names: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON schema asked for; a closed vocabulary becomes an ``enum`` when providers allow its size."""
+    if not allowed_names or len(allowed_names) > MAX_ENUM:
+        return ANSWER_SCHEMA
+    schema = copy.deepcopy(ANSWER_SCHEMA)
+    schema["properties"]["tags"]["items"]["properties"]["name"]["enum"] = list(allowed_names)
+    return schema
 
 
 class MalformedAnswer(ValueError):

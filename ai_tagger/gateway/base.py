@@ -57,12 +57,25 @@ class Candidate(BaseModel):
 
 @dataclass(frozen=True)
 class TagRequest:
-    """Everything a provider may use to describe one item."""
+    """Everything a provider may use to describe one item.
+
+    ``grid`` is set when ``pictures`` is one contact sheet of ``frame_count`` cells; the
+    frames a candidate cites are then cell numbers. ``allowed_names``, when given, is the
+    closed list of names the answer may use.
+    """
 
     kind: str
     pictures: Sequence[bytes]
+    frame_count: int = 0
+    grid: tuple[int, int] | None = None
     vocabulary: Sequence[str] = ()
+    allowed_names: Sequence[str] = ()
     context: str = ""
+    detail: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.frame_count:
+            object.__setattr__(self, "frame_count", len(self.pictures))
 
 
 @dataclass

@@ -7,6 +7,7 @@ only a change of settings can fix. The wait before a retry is the server's ``Ret
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -15,6 +16,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from ai_tagger.gateway.base import GatewayError, GatewayFatal
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_WAIT = 60.0
@@ -107,3 +110,55 @@ class RetryingSession:
                 self._wait(attempt, response)
         assert failure is not None
         raise failure
+
+
+def _server_message(failure: HttpFailure) -> str:
+    """The server's own error text, when it sent one."""
+    try:
+        error = json.loads(failure.body).get("error")
+    except (ValueError, AttributeError):
+        return failure.body[:200]
+    if isinstance(error, dict):
+        return str(error.get("message") or error)[:300]
+    return str(error or "")[:300]
+
+
+def failure_error(failure: HttpFailure, base_url: str, model: str) -> GatewayError:
+    """A per-item error, or a run-ending one that says which setting to fix."""
+    detail = _server_message(failure)
+    if failure.status in (401, 403) or (failure.status == 400 and "no_db_connection" in failure.body):
+        # LiteLLM's proxy without a database answers any key but its master key with 400 no_db_connection.
+        return GatewayFatal(
+            f"the gateway at {base_url} refused the API key (HTTP {failure.status}: {detail}). "
+            "Fix 'apiKey' (or 'authScheme') in settings."
+        )
+    if failure.status == 404:
+        return GatewayFatal(
+            f"the gateway at {base_url} answered 404 ({detail}): check that 'gatewayUrl' ends in /v1 "
+            f"and that model {model!r} exists."
+        )
+    if failure.status is None:
+        return GatewayFatal(f"the gateway is unreachable: {failure}. Check 'gatewayUrl' ({base_url}).")
+    return GatewayError(f"gateway answered {failure}: {detail}")
+
+
+def check_models(http: RetryingSession, base_url: str, model: str) -> None:
+    """Preflight: ``GET {base}/models`` proves the URL and key, and the model when the list is given."""
+    try:
+        response = http.request("GET", f"{base_url}/models", timeout=30, retries=1)
+    except HttpFailure as failure:
+        if failure.status == 404:
+            return
+        error = failure_error(failure, base_url, model)
+        if not isinstance(error, GatewayFatal):
+            error = GatewayFatal(f"preflight failed: {error}. Check 'gatewayUrl', 'apiKey' and 'model'.")
+        raise error from None
+    try:
+        served = [str(m.get("id")) for m in response.json().get("data", [])]
+    except (ValueError, AttributeError):
+        return
+    if served and model not in served:
+        raise GatewayFatal(
+            f"model {model!r} is not served by {base_url}; it serves: {', '.join(served[:10])}. "
+            "Fix 'model' in settings."
+        )

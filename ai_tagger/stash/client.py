@@ -131,7 +131,10 @@ class StashClient:
                 item_filter = {**item_filter, "id": {"value": after, "modifier": "GREATER_THAN"}}
             data = self.execute(
                 document,
-                {"filter": {"page": 1, "per_page": page_size, "sort": "id", "direction": "ASC"}, filter_key: item_filter},
+                {
+                    "filter": {"page": 1, "per_page": page_size, "sort": "id", "direction": "ASC"},
+                    filter_key: item_filter,
+                },
             )[field]
             rows = data[_LIST_FIELD[kind]]
             for row in rows:
@@ -147,12 +150,15 @@ class StashClient:
 
     def add_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
         """Add tags in one mutation, never removing any: the item is written whole or not at all."""
-        document, field = (
-            (queries.BULK_SCENE_UPDATE, "bulkSceneUpdate")
-            if kind == "scene"
-            else (queries.BULK_IMAGE_UPDATE, "bulkImageUpdate")
-        )
-        self.execute(document, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": "ADD"}}})
+        self._update_tags(kind, item_id, tag_ids, "ADD")
+
+    def remove_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
+        """Remove exactly these tags (only ever tags this plugin applied itself)."""
+        self._update_tags(kind, item_id, tag_ids, "REMOVE")
+
+    def _update_tags(self, kind: str, item_id: str, tag_ids: list[str], mode: str) -> None:
+        document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
+        self.execute(document, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": mode}}})
 
     def job_queue(self) -> list[dict[str, Any]]:
         return self.execute(queries.JOB_QUEUE).get("jobQueue") or []

@@ -8,40 +8,17 @@ and read leniently, since several servers ignore ``response_format``.
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any, ClassVar
 
-from ai_tagger.gateway.answer import ANSWER_SCHEMA, MalformedAnswer, parse_answer
-from ai_tagger.gateway.base import GatewayError, GatewayFatal, TagAnswer, TagRequest, Usage, register
-from ai_tagger.gateway.http import HttpFailure, RetryingSession
+from ai_tagger.gateway.answer import MalformedAnswer, answer_schema, parse_answer
+from ai_tagger.gateway.base import GatewayError, TagAnswer, TagRequest, Usage, register
+from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
+from ai_tagger.gateway.prompt import SYSTEM_PROMPT, user_text
 from ai_tagger.settings import Settings
-
-PROMPT_VERSION = "1"
-
-SYSTEM_PROMPT = (
-    "You tag media for a personal library. Look at the pictures and name what they show: "
-    "setting, objects, activities, people count, style. Answer only with JSON of the form "
-    '{"tags": [{"name": "<tag>", "confidence": <0..1>, "frames": [<numbers of the pictures showing it>]}]}. '
-    "Use short tag names in Title Case. Confidence is how sure you are the tag applies."
-)
-STRICT_REMINDER = (
-    "Your previous answer could not be read. Reply with the JSON object only: no prose, no code fence."
-)
 
 
 def _data_uri(picture: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(picture).decode("ascii")
-
-
-def _error_message(failure: HttpFailure) -> str:
-    """The server's own error text, when it sent one."""
-    try:
-        error = json.loads(failure.body).get("error")
-    except (ValueError, AttributeError):
-        return failure.body[:200]
-    if isinstance(error, dict):
-        return str(error.get("message") or error)[:300]
-    return str(error or "")[:300]
 
 
 @register("openai")
@@ -53,59 +30,23 @@ class OpenAIProvider:
         self.base_url = str(settings.gateway_url)
         self.model = str(settings.model)
         headers = {"Content-Type": "application/json"}
-        key = settings.api_key.get_secret_value() if settings.api_key else ""
-        if key:
-            scheme = settings.auth_scheme.strip()
-            headers["Authorization"] = key if scheme.lower() in ("", "none") else f"{scheme} {key}"
+        if settings.api_key:
+            headers["Authorization"] = settings.authorization(settings.api_key.get_secret_value())
         self.http = RetryingSession(headers=headers, timeout=settings.request_timeout)
         self.use_schema = True
 
     def preflight(self) -> None:
-        try:
-            response = self.http.request("GET", f"{self.base_url}/models", timeout=30, retries=1)
-        except HttpFailure as failure:
-            raise self._fatal(failure) from None
-        try:
-            served = [m.get("id") for m in response.json().get("data", [])]
-        except (ValueError, AttributeError):
-            return
-        if served and self.model not in served:
-            shown = ", ".join(str(s) for s in served[:10])
-            raise GatewayFatal(
-                f"model {self.model!r} is not served by {self.base_url}; it serves: {shown}. Fix 'model' in settings."
-            )
-
-    def _fatal(self, failure: HttpFailure) -> GatewayError:
-        """Map a failure to a per-item error, or to a run-ending one with what to fix."""
-        detail = _error_message(failure)
-        if failure.status in (401, 403):
-            return GatewayFatal(
-                f"the gateway at {self.base_url} refused the API key (HTTP {failure.status}: {detail}). "
-                "Fix 'apiKey' (or 'authScheme') in settings."
-            )
-        if failure.status == 404:
-            return GatewayFatal(
-                f"the gateway at {self.base_url} answered 404 ({detail}): check that 'gatewayUrl' ends in /v1 "
-                f"and that model {self.model!r} exists."
-            )
-        if failure.status is None:
-            return GatewayFatal(f"the gateway is unreachable: {failure}. Check 'gatewayUrl' ({self.base_url}).")
-        return GatewayError(f"gateway answered {failure}: {detail}")
+        check_models(self.http, self.base_url, self.model)
 
     def _payload(self, request: TagRequest, *, strict: bool) -> dict[str, Any]:
-        text = [
-            f"{len(request.pictures)} picture(s) from one {request.kind}, numbered 1 to {len(request.pictures)}.",
-        ]
-        if request.vocabulary:
-            text.append("Prefer these tag names when they fit: " + "; ".join(request.vocabulary))
-        if request.context:
-            text.append(request.context)
-        if strict:
-            text.append(STRICT_REMINDER)
-        content: list[dict[str, Any]] = [{"type": "text", "text": "\n".join(text)}]
+        content: list[dict[str, Any]] = [{"type": "text", "text": user_text(request, strict=strict)}]
         for number, picture in enumerate(request.pictures, 1):
-            content.append({"type": "text", "text": f"Picture {number}:"})
-            content.append({"type": "image_url", "image_url": {"url": _data_uri(picture)}})
+            image: dict[str, Any] = {"url": _data_uri(picture)}
+            if request.detail != "auto":
+                image["detail"] = request.detail
+            if not request.grid:
+                content.append({"type": "text", "text": f"Frame {number}:"})
+            content.append({"type": "image_url", "image_url": image})
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}],
@@ -114,7 +55,7 @@ class OpenAIProvider:
         if self.use_schema:
             payload["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "tags", "schema": ANSWER_SCHEMA, "strict": True},
+                "json_schema": {"name": "tags", "schema": answer_schema(request.allowed_names), "strict": True},
             }
         return payload
 
@@ -126,7 +67,7 @@ class OpenAIProvider:
             if failure.status == 400 and self.use_schema and "response_format" in failure.body:
                 self.use_schema = False
                 return self._complete(request, strict=strict)
-            raise self._fatal(failure) from None
+            raise failure_error(failure, self.base_url, self.model) from None
         try:
             body = response.json()
             message = body["choices"][0]["message"]

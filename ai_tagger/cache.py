@@ -1,0 +1,174 @@
+"""The result cache and run journal: one SQLite file in the plugin's data folder.
+
+``answers`` keeps each model answer (raw candidates, before any threshold or rule) under a key
+made of the media's content fingerprint, the frame plan, provider, model and prompt version:
+changing thresholds or rules, or tagging a duplicate file, costs no gateway call. ``items``
+journals what each processed item got, committed per item, so "Re-apply tags from cache" can
+re-decide every processed item with today's settings. WAL keeps both safe across kills; a
+corrupt file is moved aside and rebuilt, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ai_tagger.gateway.base import Candidate, Usage
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    candidates TEXT NOT NULL,
+    frame_count INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    answer_key TEXT,
+    status TEXT NOT NULL,
+    applied TEXT NOT NULL,
+    review TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    candidates: list[Candidate]
+    frame_count: int
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    kind: str
+    id: str
+    answer_key: str | None
+    status: str
+    applied: list[str]
+    review: list[dict[str, object]]
+
+
+def answer_key(*parts: object) -> str:
+    """A stable key for everything that shapes a model's answer."""
+    return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
+
+
+class Cache:
+    """Thread-safe; every write is its own committed transaction."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.reset_reason: str | None = None
+        self._lock = threading.Lock()
+        self._db = self._open()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path is None:
+            return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            db = self._connect()
+            db.executescript(SCHEMA)
+            db.execute("SELECT count(*) FROM answers").fetchone()
+            return db
+        except sqlite3.DatabaseError as exc:
+            if self.path is None:
+                raise
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(f"{self.path}{suffix}")
+                if part.exists():
+                    part.rename(Path(f"{aside}{suffix}"))
+            self.reset_reason = f"cache file was unreadable ({exc}); moved to {aside.name} and rebuilt"
+            db = self._connect()
+            db.executescript(SCHEMA)
+            return db
+
+    def get(self, key: str) -> CachedAnswer | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT candidates, frame_count, prompt_tokens, completion_tokens FROM answers WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            candidates = [Candidate.model_validate(c) for c in json.loads(row[0])]
+        except ValueError:
+            return None
+        return CachedAnswer(candidates, int(row[1]), Usage(int(row[2]), int(row[3])))
+
+    def put(self, key: str, fingerprint: str, candidates: list[Candidate], frame_count: int, usage: Usage) -> None:
+        payload = json.dumps([c.model_dump(mode="json") for c in candidates])
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, fingerprint, payload, frame_count, usage.prompt_tokens, usage.completion_tokens, time.time()),
+            )
+
+    def record(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.kind,
+                    entry.id,
+                    entry.answer_key,
+                    entry.status,
+                    json.dumps(entry.applied),
+                    json.dumps(entry.review),
+                    time.time(),
+                ),
+            )
+
+    def journal(self, kinds: tuple[str, ...]) -> Iterator[JournalEntry]:
+        """Processed items with a cached answer, in a stable order, read in pages."""
+        last = ("", "")
+        marks = ",".join("?" for _ in kinds)
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT kind, id, answer_key, status, applied, review FROM items "  # noqa: S608 - marks only
+                    f"WHERE kind IN ({marks}) AND answer_key IS NOT NULL AND (kind, id) > (?, ?) "
+                    "ORDER BY kind, id LIMIT 200",
+                    (*kinds, *last),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield JournalEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
+            last = (rows[-1][0], rows[-1][1])
+
+    def entry(self, kind: str, item_id: str) -> JournalEntry | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT kind, id, answer_key, status, applied, review FROM items WHERE kind = ? AND id = ?",
+                (kind, item_id),
+            ).fetchone()
+        return (
+            None
+            if row is None
+            else JournalEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

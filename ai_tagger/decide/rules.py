@@ -1,0 +1,278 @@
+"""The user's tag rules, read from a YAML file: synonyms, block/allow globs, per-tag thresholds.
+
+Every name in a rule is compared by :func:`~ai_tagger.decide.normalize.key`, so the file can be
+written in any case or spacing. A malformed file raises :class:`RulesError` naming the file and
+the line, because the user edits it by hand and needs to know where to look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from ai_tagger.decide.normalize import key, singulars
+
+
+class RulesError(ValueError):
+    """The rules file cannot be used; the message names the file and the line."""
+
+
+class _EntryError(ValueError):
+    """A validator's complaint about one entry, so the loader can point at that entry's line."""
+
+    def __init__(self, message: str, entry: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.entry = entry
+
+
+def _name(value: Any, entry: tuple[str | int, ...]) -> str:
+    if not isinstance(value, str) or not key(value):
+        raise _EntryError("must be a tag name", entry)
+    return value.strip()
+
+
+def _flatten_synonyms(raw: dict[str, Any]) -> dict[str, str]:
+    """Both accepted forms as one many-to-one map: spelling -> the user's tag."""
+    flat: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for left, right in raw.items():
+        pairs: list[tuple[str, str, tuple[str | int, ...]]]
+        if isinstance(right, list):
+            target = _name(left, (left,))
+            pairs = [(_name(s, (left, i)), target, (left, i)) for i, s in enumerate(right)]
+        elif isinstance(right, str):
+            pairs = [(_name(left, (left,)), _name(right, (left,)), (left,))]
+        else:
+            raise _EntryError("must be a tag name or a list of tag names", (left,))
+        for spelling, target, entry in pairs:
+            earlier = owner.get(key(spelling))
+            if earlier is not None and key(earlier) != key(target):
+                raise _EntryError(f"{spelling!r} already maps to {earlier!r}", entry)
+            owner[key(spelling)] = target
+            flat[spelling] = target
+    return flat
+
+
+class Rules(BaseModel):
+    """The parsed rules; ``Rules()`` is the empty set that changes nothing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    synonyms: dict[str, str] = Field(default_factory=dict)
+    block: tuple[str, ...] = ()
+    allow: tuple[str, ...] | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    add_parents: bool = False
+
+    _synonym_index: dict[str, tuple[str, str]] = PrivateAttr(default_factory=dict)
+    _block_keys: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+    _allow_keys: tuple[str, ...] | None = PrivateAttr(default=None)
+    _threshold_index: dict[str, tuple[str, float]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        """``block:`` with every entry commented out means no block list, not an error."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+    @field_validator("synonyms", mode="before")
+    @classmethod
+    def _synonyms(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _EntryError("must be a mapping of names to your tags", ())
+        return _flatten_synonyms(value)
+
+    @field_validator("block", "allow", mode="before")
+    @classmethod
+    def _globs(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise _EntryError("must be a list of tag names or glob patterns", ())
+        return tuple(_name(v, (i,)) for i, v in enumerate(value))
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _percentages(cls, value: Any) -> Any:
+        """Accept ``80`` and ``"80%"``; anything else must be a number from 0 to 100."""
+        if not isinstance(value, dict):
+            raise _EntryError("must be a mapping of tag name to percentage", ())
+        checked: dict[str, float] = {}
+        seen: set[str] = set()
+        for name, raw in value.items():
+            written = _name(name, (name,))
+            if key(written) in seen:
+                raise _EntryError(f"{written!r} is given twice", (name,))
+            seen.add(key(written))
+            number = raw.strip().removesuffix("%") if isinstance(raw, str) else raw
+            try:
+                if isinstance(number, bool):
+                    raise ValueError
+                percent = float(number)
+            except (TypeError, ValueError):
+                raise _EntryError(f"must be a percentage from 0 to 100, not {raw!r}", (name,)) from None
+            if not 0 <= percent <= 100:
+                raise _EntryError(f"must be a percentage from 0 to 100, not {raw!r}", (name,))
+            checked[written] = percent
+        return checked
+
+    def model_post_init(self, _context: Any) -> None:
+        self._synonym_index = {key(s): (s, t) for s, t in self.synonyms.items()}
+        self._block_keys = tuple((p, key(p)) for p in self.block)
+        self._allow_keys = None if self.allow is None else tuple(key(p) for p in self.allow)
+        self._threshold_index = {key(n): (n, p) for n, p in self.thresholds.items()}
+
+    def __hash__(self) -> int:
+        """Hashable like the frozen :class:`~ai_tagger.decide.decision.Policy` that holds it."""
+        return hash(
+            (
+                tuple(sorted(self.synonyms.items())),
+                self.block,
+                self.allow,
+                tuple(sorted(self.thresholds.items())),
+                self.add_parents,
+            )
+        )
+
+    def synonym(self, name: str) -> tuple[str, str] | None:
+        """``(spelling as written in the rules, target tag)`` for a model's name, plural-tolerant."""
+        name_key = key(name)
+        for candidate in (name_key, *singulars(name_key)):
+            found = self._synonym_index.get(candidate)
+            if found:
+                return found
+        return None
+
+    def blocked_by(self, names: Iterable[str]) -> str | None:
+        """The first block pattern (as written) that matches any of the names."""
+        keys = _keys(names)
+        for pattern, pattern_key in self._block_keys:
+            if any(fnmatchcase(k, pattern_key) for k in keys):
+                return pattern
+        return None
+
+    def allowed(self, names: Iterable[str]) -> bool:
+        """True without an allow list, else when one of the names matches one of its globs."""
+        if self._allow_keys is None:
+            return True
+        keys = _keys(names)
+        return any(fnmatchcase(k, p) for p in self._allow_keys for k in keys)
+
+    def threshold_for(self, names: Iterable[str]) -> tuple[str, float] | None:
+        """``(name as written, percent)`` of the first name that has its own threshold."""
+        for name_key in _keys(names):
+            found = self._threshold_index.get(name_key)
+            if found:
+                return found
+        return None
+
+
+def _keys(names: Iterable[str]) -> list[str]:
+    """The keys of the names, each followed by its singular guesses: a rule for "Dog" holds for "Dogs"."""
+    keys: list[str] = []
+    for name in names:
+        name_key = key(name)
+        keys += [name_key, *singulars(name_key)]
+    return keys
+
+
+def load_rules(path: str | Path) -> Rules:
+    """Read and check a rules file; raise :class:`RulesError` naming the file and line."""
+    where = Path(path)
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError(f"rules file {where} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"rules file {where} cannot be read: {exc}") from None
+    return parse_rules(text, source=str(where))
+
+
+def parse_rules(text: str, *, source: str = "<rules>") -> Rules:
+    """:func:`load_rules` for text already in memory (``source`` names it in errors)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise RulesError(f"{source}, line {line}: invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{source}: invalid YAML: {exc}") from None
+    if root is None:
+        return Rules()
+    data = _plain(root, source, frozenset())
+    if not isinstance(data, dict):
+        raise RulesError(f"{source}, line {_line(root)}: the rules must be a mapping (synonyms:, block:, ...)")
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as exc:
+        raise RulesError("; ".join(_explain(error, root, source) for error in exc.errors())) from None
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _plain(node: yaml.Node, source: str, path: frozenset[int]) -> Any:
+    """The node as Python data, every scalar kept as the text the user wrote.
+
+    Tag names such as ``No``, ``On`` or ``1984`` stay names (YAML 1.1 would turn them into a
+    boolean or a number); pydantic converts the scalars that must be numbers or booleans.
+    """
+    if id(node) in path:
+        raise RulesError(f"{source}, line {_line(node)}: an alias refers to itself")
+    inner = path | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            name = _plain(key_node, source, inner)
+            if not isinstance(name, str):
+                raise RulesError(f"{source}, line {_line(key_node)}: a key must be a plain name")
+            if name in mapping:
+                raise RulesError(f"{source}, line {_line(key_node)}: {name!r} is given twice")
+            mapping[name] = _plain(value_node, source, inner)
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(item, source, inner) for item in node.value]
+    if node.tag == "tag:yaml.org,2002:null" and node.style is None:
+        return None
+    return node.value
+
+
+def _explain(error: Any, root: yaml.Node, source: str) -> str:
+    """One pydantic error as ``file, line N: where: what``."""
+    loc = tuple(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, _EntryError):
+        loc += cause.entry
+        message = str(cause)
+    elif error["type"] == "extra_forbidden":
+        message = "unknown key (expected synonyms, block, allow, thresholds, add_parents)"
+    else:
+        message = error["msg"]
+        if "input" in error and not isinstance(error["input"], (dict, list)):
+            message += f" (got {error['input']!r})"
+    where = ".".join(str(part) for part in loc)
+    return f"{source}, line {_line(_locate(root, loc))}: {where}: {message}"
+
+
+def _locate(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
+    """The node a pydantic location points at: a mapping entry's key, a list's item.
+
+    Location parts that name no entry (pydantic's union branch names) are skipped.
+    """
+    shown, current = root, root
+    for part in loc:
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    shown, current = key_node, value_node
+                    break
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int) and part < len(current.value):
+            shown = current = current.value[part]
+    return shown
