@@ -122,26 +122,36 @@ class StashClient:
         return int(data[field]["count"])
 
     def untagged(self, kind: str, *, page_size: int = PAGE_SIZE) -> Iterator[Item]:
-        """Items with no tags at all, in id order, one page in memory at a time."""
+        """Items with no tags at all, in id order, one page in memory at a time.
+
+        Pages are cut by id (``id > last seen``) rather than by page number, because items
+        tagged during the run leave the "untagged" set and would shift numbered pages. A server
+        that ignores the id criterion is detected (no new ids) and paged by number instead.
+        """
         document, field, filter_key, build = _KINDS[kind]
-        after = 0
+        after, page, by_number = 0, 1, False
         while True:
             item_filter = _untagged()
-            if after:
+            if after and not by_number:
                 item_filter = {**item_filter, "id": {"value": after, "modifier": "GREATER_THAN"}}
             data = self.execute(
                 document,
                 {
-                    "filter": {"page": 1, "per_page": page_size, "sort": "id", "direction": "ASC"},
+                    "filter": {"page": page, "per_page": page_size, "sort": "id", "direction": "ASC"},
                     filter_key: item_filter,
                 },
             )[field]
             rows = data[_LIST_FIELD[kind]]
-            for row in rows:
+            fresh = [row for row in rows if int(row["id"]) > after]
+            for row in fresh:
                 yield build(row)
             if len(rows) < page_size:
                 return
-            after = int(rows[-1]["id"])
+            if by_number:
+                page += 1
+            elif not fresh:
+                by_number, page = True, 2
+            after = max([after, *(int(row["id"]) for row in fresh)])
 
     def find(self, kind: str, ids: list[str]) -> list[Item]:
         document, field, _, build = _KINDS[kind]
