@@ -1,0 +1,102 @@
+"""What a run reports: one row per item and the totals, as the task output Stash shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ai_tagger.decide.decision import Decision
+from ai_tagger.gateway.base import Usage
+
+MAX_REPORTED_ITEMS = 500
+
+
+@dataclass
+class ItemResult:
+    item_kind: str
+    item_id: str
+    status: str
+    decision: Decision | None = None
+    error: str | None = None
+    failed_stage: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    calls: int = 0
+    cached: bool = False
+
+    def report(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"kind": self.item_kind, "id": self.item_id, "status": self.status}
+        if self.decision is not None:
+            row["tags"] = [v.label for v in self.decision.applied]
+            row["review"] = [v.label for v in self.decision.review]
+            row["candidates"] = [v.describe() for v in self.decision.verdicts]
+            row["cached"] = self.cached
+            row["tokens"] = self.usage.total_tokens
+        if self.error:
+            row["error"] = self.error
+        return row
+
+
+@dataclass
+class RunSummary:
+    mode: str
+    total: int = 0
+    processed: int = 0
+    tagged: int = 0
+    review: int = 0
+    errored: int = 0
+    tags_applied: int = 0
+    gateway_calls: int = 0
+    cache_hits: int = 0
+    usage: Usage = field(default_factory=Usage)
+    created_tags: list[str] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str | None = None
+
+    def add(self, result: ItemResult) -> None:
+        self.processed += 1
+        self.usage.add(result.usage)
+        self.gateway_calls += result.calls
+        self.cache_hits += result.cached
+        if result.status == "errored":
+            self.errored += 1
+        elif result.decision is not None:
+            self.tagged += 1
+            self.review += bool(result.decision.review)
+            self.tags_applied += len(result.decision.applied)
+        if len(self.items) < MAX_REPORTED_ITEMS:
+            self.items.append(result.report())
+
+    def as_output(self) -> dict[str, Any]:
+        output: dict[str, Any] = {
+            "mode": self.mode,
+            "total": self.total,
+            "processed": self.processed,
+            "tagged": self.tagged,
+            "review": self.review,
+            "errored": self.errored,
+            "tags_applied": self.tags_applied,
+            "gateway_calls": self.gateway_calls,
+            "cache_hits": self.cache_hits,
+            "tokens": {
+                "prompt": self.usage.prompt_tokens,
+                "completion": self.usage.completion_tokens,
+                "total": self.usage.total_tokens,
+            },
+            "created_tags": self.created_tags,
+            "items": self.items,
+        }
+        if self.mode == "preview":
+            output["estimate"] = self.estimate()
+        if self.stopped:
+            output["stopped"] = self.stopped
+        return output
+
+    def estimate(self) -> dict[str, Any]:
+        """What tagging every untagged item would cost, projected from the items previewed."""
+        paid = self.processed - self.cache_hits - self.errored
+        per_item = self.usage.total_tokens / paid if paid > 0 else 0
+        return {
+            "untagged_items": self.total,
+            "tokens_per_item": round(per_item),
+            "run_tokens": round(per_item * self.total),
+        }
