@@ -82,3 +82,18 @@ def test_missing_ffmpeg_says_how_to_fix_it(tmp_path):
     video = media.make_video(tmp_path / "v.mp4", ["red"], seconds_per_colour=1)
     with pytest.raises(MediaError, match="install ffmpeg"):
         extract_frames(str(video), duration=1, count=1, ffmpeg=str(tmp_path / "nope"), max_side=320)
+
+
+def test_one_ffmpeg_process_extracts_all_frames_of_a_scene(tmp_path):
+    from ai_tagger.media.frames import extract_batch
+
+    video = media.make_video(tmp_path / "v.mp4", ["red", "green", "blue", "yellow"], seconds_per_colour=2)
+    frames = extract_batch(str(video), [1.0, 3.0, 5.0, 7.0], ffmpeg="ffmpeg", max_side=160)
+    assert [classify_image(open_jpeg(f)).name for f in frames] == ["red", "green", "blue", "yellow"]
+
+
+def test_a_frame_past_the_end_is_skipped_not_fatal(tmp_path):
+    video = media.make_video(tmp_path / "v.mp4", ["red", "blue"], seconds_per_colour=2)
+    # Stash says 40 s, the file has 4: the batch fails, frame by frame keeps what exists.
+    frames = extract_frames(str(video), duration=40.0, count=10, ffmpeg="ffmpeg", max_side=160)
+    assert 1 <= len(frames) < 10

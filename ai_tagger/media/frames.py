@@ -1,14 +1,20 @@
 """Keyframes from videos with ffmpeg: input seeking, one short decode per timestamp.
 
 ``-ss`` before ``-i`` makes ffmpeg jump to the keyframe before each timestamp and decode only
-from there, so a two-hour file costs the same as a two-minute one. Frames are scaled down by
+from there, so a two-hour file costs the same as a two-minute one. All of a scene's timestamps
+go to one ffmpeg process (one input and one output pipe per timestamp), because starting ffmpeg
+costs more than seeking; should that fail, each frame is taken by its own process and a bad
+one is skipped. Frames are scaled down by
 ffmpeg and come back as JPEG bytes on a pipe: nothing is written to disk.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import selectors
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,28 +51,106 @@ def probe_duration(source: str, *, ffprobe: str, headers: Mapping[str, str] | No
         raise MediaError(f"cannot probe video: {exc.__class__.__name__}") from None
 
 
+def _scale(max_side: int) -> str:
+    return f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease"
+
+
+def _run(command: list[str], what: str) -> bytes:
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise MediaError(f"ffmpeg not found at {command[0]!r}: install ffmpeg or set its path in Stash") from None
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"ffmpeg took over {FFMPEG_TIMEOUT} s for {what}") from None
+    if result.returncode != 0 or not result.stdout.startswith(b"\xff\xd8"):
+        detail = result.stderr.decode(errors="replace").strip().splitlines()
+        reason = detail[-1] if detail else f"exit code {result.returncode}, no frame"
+        raise MediaError(f"ffmpeg could not read {what}: {reason}")
+    return result.stdout
+
+
+def extract_batch(
+    source: str, stamps: list[float], *, ffmpeg: str, max_side: int, headers: Mapping[str, str] | None = None
+) -> list[bytes]:
+    """Every frame from one ffmpeg process: one seeking input and one output pipe per timestamp.
+
+    Frames missing from the output (a timestamp past the real end) are left out; a run that
+    yields no frame at all is a :class:`MediaError`.
+    """
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+    for at in stamps:
+        command += ["-ss", f"{at:.3f}", *_input_args(source, headers)]
+    pipes = [os.pipe() for _ in stamps]
+    for index, (_, write_end) in enumerate(pipes):
+        command += [
+            "-map", f"{index}:v:0", "-frames:v", "1", "-vf", _scale(max_side),
+            "-q:v", "4", "-f", "image2pipe", "-c:v", "mjpeg", f"pipe:{write_end}",
+        ]  # fmt: skip
+    try:
+        process = subprocess.Popen(
+            command,
+            pass_fds=[write_end for _, write_end in pipes],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        for read_end, write_end in pipes:
+            os.close(read_end)
+            os.close(write_end)
+        raise MediaError(f"ffmpeg not found at {ffmpeg!r}: install ffmpeg or set its path in Stash") from None
+    for _, write_end in pipes:
+        os.close(write_end)
+    try:
+        frames = _read_all([read_end for read_end, _ in pipes], process)
+        stderr = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    kept = [frame for frame in frames if frame.startswith(b"\xff\xd8")]
+    if not kept:
+        reason = stderr.splitlines()[-1] if stderr else f"exit code {process.returncode}, no frame"
+        raise MediaError(f"ffmpeg could not read {len(stamps)} frames: {reason}")
+    return kept
+
+
+def _read_all(fds: list[int], process: subprocess.Popen[bytes]) -> list[bytes]:
+    """Drain every output pipe at once (ffmpeg blocks on a full pipe), within the time limit."""
+    buffers = {fd: bytearray() for fd in fds}
+    deadline = time.monotonic() + FFMPEG_TIMEOUT
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        try:
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    process.kill()
+                    raise MediaError(f"ffmpeg took over {FFMPEG_TIMEOUT} s")
+                for key, _ in selector.select(timeout=remaining):
+                    chunk = os.read(key.fd, 1 << 16)
+                    if chunk:
+                        buffers[key.fd] += chunk
+                    else:
+                        selector.unregister(key.fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+    return [bytes(buffers[fd]) for fd in fds]
+
+
 def extract_frame(
     source: str, at: float, *, ffmpeg: str, max_side: int, headers: Mapping[str, str] | None = None
 ) -> bytes:
     """One JPEG frame at ``at`` seconds, long side at most ``max_side`` pixels."""
-    scale = f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease"
     command = [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
         "-ss", f"{at:.3f}", *_input_args(source, headers),
         "-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn",
-        "-vf", scale, "-q:v", "4", "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
+        "-vf", _scale(max_side), "-q:v", "4", "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
     ]  # fmt: skip
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
-    except FileNotFoundError:
-        raise MediaError(f"ffmpeg not found at {ffmpeg!r}: install ffmpeg or set its path in Stash") from None
-    except subprocess.TimeoutExpired:
-        raise MediaError(f"ffmpeg took over {FFMPEG_TIMEOUT} s for one frame at {at:.1f} s") from None
-    if result.returncode != 0 or not result.stdout.startswith(b"\xff\xd8"):
-        detail = result.stderr.decode(errors="replace").strip().splitlines()
-        reason = detail[-1] if detail else f"exit code {result.returncode}, no frame"
-        raise MediaError(f"ffmpeg could not read a frame at {at:.1f} s: {reason}")
-    return result.stdout
+    return _run(command, f"a frame at {at:.1f} s")
 
 
 def extract_frames(
@@ -81,9 +165,15 @@ def extract_frames(
     """``count`` frames spread over the video; a frame past the real end is skipped, not fatal."""
     if not duration:
         duration = probe_duration(source, ffprobe=_ffprobe_beside(ffmpeg), headers=headers)
+    stamps = timestamps(duration, count)
+    if len(stamps) > 1 and os.name == "posix":
+        try:
+            return extract_batch(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers)
+        except MediaError:
+            pass
     frames: list[bytes] = []
     failure: MediaError | None = None
-    for at in timestamps(duration, count):
+    for at in stamps:
         try:
             frames.append(extract_frame(source, at, ffmpeg=ffmpeg, max_side=max_side, headers=headers))
         except MediaError as exc:
