@@ -18,6 +18,7 @@ from ai_tagger.decide.decision import Decision, Policy, decide
 from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
+from ai_tagger.gateway.answer import MAX_ENUM
 from ai_tagger.gateway.base import Candidate, GatewayError, GatewayFatal, Provider, TagRequest, Usage
 from ai_tagger.gateway.prompt import PROMPT_VERSION, item_context
 from ai_tagger.log import Log
@@ -26,11 +27,9 @@ from ai_tagger.media.grid import contact_sheet
 from ai_tagger.media.source import MediaOptions, pictures
 from ai_tagger.report import ItemResult
 from ai_tagger.settings import STATUS_ERRORED, STATUS_REVIEW, STATUS_TAGGED, STATUS_TAGS, Settings
-from ai_tagger.stash.client import StashClient
+from ai_tagger.stash.client import StashClient, StashError
 from ai_tagger.stash.models import Item
 from ai_tagger.tagbook import TagBook
-
-MAX_ENUM_NAMES = 500
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ class Tagger:
         self.hint = vocabulary.prompt_names(
             settings.vocabulary_budget, parent=settings.vocabulary_parent, exclude_ids=own
         )
-        closed = settings.only_existing_tags and 0 < len(self.hint) <= MAX_ENUM_NAMES
+        closed = settings.only_existing_tags and 0 < len(self.hint) <= MAX_ENUM
         self.allowed = self.hint if closed else []
         self._media_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._gateway_slots = threading.BoundedSemaphore(settings.concurrency)
@@ -101,12 +100,9 @@ class Tagger:
 
     def _fetch(self, url: str) -> bytes:
         try:
-            response = self.client.session().get(url, headers=self.client.auth_headers, timeout=(5, 120))
-        except Exception as exc:  # noqa: BLE001 - any transport failure fails this item only
-            raise MediaError(f"cannot download from Stash: {type(exc).__name__}") from None
-        if not response.ok:
-            raise MediaError(f"Stash answered HTTP {response.status_code} for the media URL")
-        return response.content
+            return self.client.download(url)
+        except StashError as exc:
+            raise MediaError(str(exc)) from None
 
     def _key(self, item: Item, context: str) -> str | None:
         if item.file is None:

@@ -82,6 +82,16 @@ class StashClient:
             raise StashError(f"Stash answered HTTP {response.status_code}")
         return body.get("data") or {}
 
+    def download(self, url: str) -> bytes:
+        """A file Stash serves (image, stream), with this client's credentials."""
+        try:
+            response = self.session().get(url, headers=self.auth_headers, timeout=(5, 120))
+        except requests.RequestException as exc:
+            raise StashError(f"cannot download from Stash: {type(exc).__name__}") from None
+        if not response.ok:
+            raise StashError(f"Stash answered HTTP {response.status_code} for {url.split('?')[0]}")
+        return response.content
+
     def plugin_settings(self) -> tuple[dict[str, Any], str | None]:
         """This plugin's settings map and Stash's configured ffmpeg path."""
         data = self.execute(queries.CONFIGURATION, {"include": [PLUGIN_ID]})["configuration"]
