@@ -18,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ai_tagger.gateway.base import GatewayError, GatewayFatal
+from ai_tagger.settings import Settings
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_WAIT = 60.0
@@ -67,6 +68,15 @@ class RetryingSession:
         self.backoff = backoff
         self._sleep = sleep
         self._local = threading.local()
+
+    @classmethod
+    def for_gateway(cls, settings: Settings) -> RetryingSession:
+        """The session every provider uses: JSON, the configured key and auth scheme, the timeout."""
+        settings.require_gateway()
+        headers = {"Content-Type": "application/json"}
+        if settings.api_key:
+            headers["Authorization"] = settings.authorization(settings.api_key.get_secret_value())
+        return cls(headers=headers, timeout=settings.request_timeout)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)

@@ -39,13 +39,9 @@ class LabelsProvider:
     name: ClassVar[str] = "labels"
 
     def __init__(self, settings: Settings) -> None:
-        settings.require_gateway()
+        self.http = RetryingSession.for_gateway(settings)
         self.base_url = str(settings.gateway_url)
         self.model = str(settings.model)
-        headers = {"Content-Type": "application/json"}
-        if settings.api_key:
-            headers["Authorization"] = settings.authorization(settings.api_key.get_secret_value())
-        self.http = RetryingSession(headers=headers, timeout=settings.request_timeout)
 
     def preflight(self) -> None:
         check_models(self.http, self.base_url, self.model)

@@ -26,13 +26,9 @@ class OpenAIProvider:
     name: ClassVar[str] = "openai"
 
     def __init__(self, settings: Settings) -> None:
-        settings.require_gateway()
+        self.http = RetryingSession.for_gateway(settings)
         self.base_url = str(settings.gateway_url)
         self.model = str(settings.model)
-        headers = {"Content-Type": "application/json"}
-        if settings.api_key:
-            headers["Authorization"] = settings.authorization(settings.api_key.get_secret_value())
-        self.http = RetryingSession(headers=headers, timeout=settings.request_timeout)
         self.use_schema = True
 
     def preflight(self) -> None:
