@@ -141,6 +141,8 @@ class Rules(BaseModel):
 
     def synonym(self, name: str) -> tuple[str, str] | None:
         """``(spelling as written in the rules, target tag)`` for a model's name, plural-tolerant."""
+        if not self._synonym_index:
+            return None
         name_key = key(name)
         for candidate in (name_key, *singulars(name_key)):
             found = self._synonym_index.get(candidate)
@@ -150,6 +152,8 @@ class Rules(BaseModel):
 
     def blocked_by(self, names: Iterable[str]) -> str | None:
         """The first block pattern (as written) that matches any of the names."""
+        if not self._block_keys:
+            return None
         keys = _keys(names)
         for pattern, pattern_key in self._block_keys:
             if any(fnmatchcase(k, pattern_key) for k in keys):
@@ -165,6 +169,8 @@ class Rules(BaseModel):
 
     def threshold_for(self, names: Iterable[str]) -> tuple[str, float] | None:
         """``(name as written, percent)`` of the first name that has its own threshold."""
+        if not self._threshold_index:
+            return None
         for name_key in _keys(names):
             found = self._threshold_index.get(name_key)
             if found:
