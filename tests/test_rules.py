@@ -67,8 +67,17 @@ def _policy(rules: Rules = NO_RULES, **overrides: object) -> Policy:
     return Policy(**values)  # type: ignore[arg-type]
 
 
+SETTING_NOTES = ("minConfidence:", "reviewConfidence:", "maxTagsPerItem:", "onlyExistingTags", "the plugin's own tag")
+
+
+def _rules_only(rule: str | None) -> str | None:
+    """The notes that come from the rules file; the settings' own notes are tested on their own."""
+    kept = [note for note in (rule or "").split("; ") if note and not note.startswith(SETTING_NOTES)]
+    return "; ".join(kept) or None
+
+
 def _outcomes(decision: Decision) -> dict[str, tuple[str, str | None]]:
-    return {v.label: (v.outcome, v.rule) for v in decision.verdicts}
+    return {v.label: (v.outcome, _rules_only(v.rule)) for v in decision.verdicts}
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -312,13 +321,13 @@ def test_review_and_describe_expose_the_rule():
     policy = _policy(THRESHOLDS, review_threshold=0.3)
     decision = decide([Candidate(name="Dog", confidence=0.7)], 1, Vocabulary(TREE), policy)
     assert [v.label for v in decision.review] == ["Dog"] and decision.applied == []
-    assert decision.verdicts[0].describe()["rule"] == "threshold Dog: 80%"
+    assert decision.verdicts[0].describe()["rule"] == "threshold Dog: 80%; reviewConfidence: 30%"
 
 
 def test_old_callers_still_work_without_rules():
     policy = Policy(threshold=0.5, max_tags=2, only_existing=False, reserved=frozenset())
     decision = decide([Candidate(name="Sunset", confidence=0.9)], 1, Vocabulary(TREE), policy)
-    assert [(v.label, v.outcome, v.rule) for v in decision.verdicts] == [("Sunset", APPLY, None)]
+    assert [(v.label, v.outcome, v.rule) for v in decision.verdicts] == [("Sunset", APPLY, "minConfidence: 50%")]
     assert decide([Candidate(name="Cloud", confidence=0.9)], 1, Vocabulary(TREE), policy).applied[0].outcome == CREATE
 
 
@@ -390,3 +399,37 @@ def test_a_large_vocabulary_resolves_names_by_dict_lookups():
     assert 40_000 < hits < 60_000
     assert len(vocabulary.prompt_names(200, parent="Tag 1")) == 200
     print(f"10,000 tags + 100,000 lookups: {elapsed:.2f}s")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mapping:\n  Labrador Retriever: Dog\n",  # "mapping" is what the issue calls synonyms
+        "Synonyms:\n  Labrador Retriever: Dog\n",  # section names ignore case
+        "block_list: [Text]\nallowlist: ['*']\n",  # booru-style and one-word spellings
+        "also-add-parents: true\nper_tag_thresholds:\n  Dog: 80\n",
+    ],
+)
+def test_section_names_accept_common_spellings(text):
+    rules = parse_rules(text)
+    assert rules != Rules()
+
+
+def test_settings_that_decide_are_named_in_the_rule():
+    """Preview must say why even without a rules file: which setting accepted or rejected a tag."""
+    policy = Policy(threshold=0.5, max_tags=1, only_existing=False, review_threshold=0.2, reserved=frozenset({"ai"}))
+    candidates = [
+        Candidate(name="Dog", confidence=0.9),
+        Candidate(name="Cat", confidence=0.8),
+        Candidate(name="Sunset", confidence=0.3),
+        Candidate(name="Fog", confidence=0.1),
+        Candidate(name="AI", confidence=0.95),
+    ]
+    rules = {v.label: v.rule for v in decide(candidates, 1, Vocabulary(TREE), policy).verdicts}
+    assert rules == {
+        "AI": "the plugin's own tag",
+        "Dog": "minConfidence: 50%",
+        "Cat": "minConfidence: 50%; maxTagsPerItem: 1",
+        "Sunset": "minConfidence: 50%; reviewConfidence: 20%",
+        "Fog": "minConfidence: 50%",
+    }

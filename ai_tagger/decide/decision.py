@@ -160,7 +160,7 @@ def _names(label: str, tag: Tag | None) -> list[str]:
 def _gate(label: str, tag: Tag | None, policy: Policy) -> tuple[str | None, str | None]:
     """The rules that hold whatever the score: reserved names, block list, allow list."""
     if key(label) in policy.reserved:
-        return RESERVED, None
+        return RESERVED, "the plugin's own tag"
     names = _names(label, tag)
     pattern = policy.rules.blocked_by(names)
     if pattern is not None:
@@ -174,7 +174,7 @@ def _threshold(label: str, tag: Tag | None, policy: Policy) -> tuple[float, str 
     """The tag's own threshold from the rules (by name or alias), else ``minConfidence``."""
     found = policy.rules.threshold_for(_names(label, tag))
     if found is None:
-        return policy.threshold, None
+        return policy.threshold, f"minConfidence: {policy.threshold * 100:g}%"
     name, percent = found
     return percent / 100, f"threshold {name}: {percent:g}%"
 
@@ -197,11 +197,13 @@ def _judge(value: float, target: _Target, frame_count: int, policy: Policy, room
     creatable = tag is not None or not policy.only_existing
     if value < threshold:
         review = policy.review_threshold
-        return (REVIEW if review is not None and value >= review and creatable else BELOW), note
+        if review is not None and value >= review and creatable:
+            return REVIEW, _join(note, f"reviewConfidence: {review * 100:g}%")
+        return BELOW, note
     if not creatable:
-        return NOT_EXISTING, note
+        return NOT_EXISTING, _join(note, "onlyExistingTags")
     if not room:
-        return OVER_CAP, note
+        return OVER_CAP, _join(note, f"maxTagsPerItem: {policy.max_tags}")
     return (APPLY if tag else CREATE), note
 
 

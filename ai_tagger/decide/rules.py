@@ -187,6 +187,20 @@ def _keys(names: Iterable[str]) -> list[str]:
     return keys
 
 
+SECTION_NAMES = {
+    key(spelling): section
+    for section, spellings in {
+        "synonyms": ("synonyms", "synonym", "mapping", "mappings", "map", "aliases"),
+        "block": ("block", "blocklist", "block list", "blocked", "deny", "denylist", "ignore"),
+        "allow": ("allow", "allowlist", "allow list", "allowed", "only"),
+        "thresholds": ("thresholds", "threshold", "per tag thresholds", "tag thresholds", "min confidence"),
+        "add_parents": ("add parents", "add parent", "also add parents", "also add parent", "parents"),
+    }.items()
+    for spelling in spellings
+}
+"""Section names as written (any case, ``_``/``-``/space) -> the canonical section."""
+
+
 def load_rules(path: str | Path) -> Rules:
     """Read and check a rules file; raise :class:`RulesError` naming the file and line."""
     where = Path(path)
@@ -211,6 +225,10 @@ def parse_rules(text: str, *, source: str = "<rules>") -> Rules:
         raise RulesError(f"{source}: invalid YAML: {exc}") from None
     if root is None:
         return Rules()
+    if isinstance(root, yaml.MappingNode):
+        for key_node, _ in root.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key_node.value = SECTION_NAMES.get(key(key_node.value), key_node.value)
     data = _plain(root, source, frozenset())
     if not isinstance(data, dict):
         raise RulesError(f"{source}, line {_line(root)}: the rules must be a mapping (synonyms:, block:, ...)")
