@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ai_tagger.stash.client import StashClient
+from ai_tagger.stash.client import StashClient, StashError
 from ai_tagger.stash.models import ServerConnection
 
 
@@ -39,3 +39,18 @@ def test_untagged_pages_by_number_when_the_server_ignores_the_id_criterion(stash
 def test_tag_vocabulary_is_read_in_pages(stash):
     stash.seed_tags(2500)
     assert len(client_for(stash).all_tags()) == 2500
+
+
+def test_tags_load_without_usage_counts_when_stash_cannot_give_them(stash, monkeypatch):
+    """Usage counts only rank the prompt's vocabulary: a server failing on them must not stop a run."""
+    stash.add_tag("Dog")
+    client = client_for(stash)
+    execute = client.execute
+
+    def failing_counts(document, variables=None):
+        if "scene_count" in document:
+            raise StashError("Cannot return null for non-nullable field Tag.scene_count")
+        return execute(document, variables)
+
+    monkeypatch.setattr(client, "execute", failing_counts)
+    assert [t.name for t in client.all_tags()] == ["Dog"]

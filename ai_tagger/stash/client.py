@@ -99,12 +99,18 @@ class StashClient:
         return plugins.get(PLUGIN_ID) or {}, (data.get("general") or {}).get("ffmpegPath") or None
 
     def all_tags(self) -> list[Tag]:
+        """The whole tag vocabulary, a page at a time, with usage counts where Stash gives them."""
+        try:
+            return self._tag_pages(queries.FIND_TAGS_WITH_USE)
+        except StashError:
+            return self._tag_pages(queries.FIND_TAGS)
+
+    def _tag_pages(self, document: str) -> list[Tag]:
         tags: list[Tag] = []
         page = 1
         while True:
             data = self.execute(
-                queries.FIND_TAGS,
-                {"filter": {"page": page, "per_page": TAG_PAGE_SIZE, "sort": "id", "direction": "ASC"}},
+                document, {"filter": {"page": page, "per_page": TAG_PAGE_SIZE, "sort": "id", "direction": "ASC"}}
             )["findTags"]
             tags.extend(Tag.model_validate(t) for t in data["tags"])
             if len(data["tags"]) < TAG_PAGE_SIZE or len(tags) >= data["count"]:

@@ -62,7 +62,6 @@ class Tag(_Model):
     id: str
     name: str
     aliases: list[str] = Field(default_factory=list)
-    ignore_auto_tag: bool = False
     scene_count: int = 0
     image_count: int = 0
     parents: list[TagRef] = Field(default_factory=list)
@@ -82,15 +81,17 @@ class MediaFile(_Model):
 
     typename: str | None = Field(None, alias="__typename")
     path: str
-    basename: str = ""
-    size: int | None = None
-    mod_time: str | None = None
     width: int | None = None
     height: int | None = None
     duration: float | None = None
     frame_rate: float | None = None
     zip_file: ZipRef | None = None
     fingerprints: list[Fingerprint] = Field(default_factory=list)
+
+    @property
+    def basename(self) -> str:
+        """The file name, also for a member of a zip archive (``archive.zip/dir/name.jpg``)."""
+        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
 
     @property
     def is_video(self) -> bool:
@@ -102,7 +103,7 @@ class MediaFile(_Model):
         for kind in ("oshash", "md5", "phash"):
             if by_type.get(kind):
                 return f"{kind}:{by_type[kind]}"
-        return f"stat:{self.size}:{self.mod_time}:{self.path}"
+        return f"path:{self.path}"
 
 
 class ScenePaths(_Model):

@@ -1,7 +1,9 @@
 """Every GraphQL document the plugin sends to Stash.
 
 Kept in one module so that a conformance test can validate each of them against Stash's
-real schema: Stash rejects a whole request over one unknown field.
+real schema: Stash rejects a whole request over one unknown field. Each selects only what the
+plugin uses; resolver-computed fields (tag usage counts) are asked for separately, so a server
+that cannot compute them still serves the rest.
 """
 
 VERSION = """
@@ -24,9 +26,6 @@ fragment TagFields on Tag {
   id
   name
   aliases
-  ignore_auto_tag
-  scene_count
-  image_count
   parents { id }
 }
 """
@@ -37,6 +36,18 @@ query FindTags($filter: FindFilterType, $tag_filter: TagFilterType) {
   findTags(filter: $filter, tag_filter: $tag_filter) {
     count
     tags { ...TagFields }
+  }
+}
+"""
+    + _TAG_FIELDS
+)
+
+FIND_TAGS_WITH_USE = (
+    """
+query FindTagsWithUse($filter: FindFilterType) {
+  findTags(filter: $filter) {
+    count
+    tags { ...TagFields scene_count image_count }
   }
 }
 """
@@ -64,9 +75,6 @@ query FindScenes($filter: FindFilterType, $scene_filter: SceneFilterType, $ids: 
       tags {{ id }}
       files {{
         path
-        basename
-        size
-        mod_time
         duration
         width
         height
@@ -91,9 +99,6 @@ query FindImages($filter: FindFilterType, $image_filter: ImageFilterType, $ids: 
         __typename
         ... on ImageFile {{
           path
-          basename
-          size
-          mod_time
           width
           height
           zip_file {{ path }}
@@ -101,9 +106,6 @@ query FindImages($filter: FindFilterType, $image_filter: ImageFilterType, $ids: 
         }}
         ... on VideoFile {{
           path
-          basename
-          size
-          mod_time
           width
           height
           duration
