@@ -157,18 +157,6 @@ class Cache:
                 yield JournalEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
             last = (rows[-1][0], rows[-1][1])
 
-    def entry(self, kind: str, item_id: str) -> JournalEntry | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT kind, id, answer_key, status, applied, review FROM items WHERE kind = ? AND id = ?",
-                (kind, item_id),
-            ).fetchone()
-        return (
-            None
-            if row is None
-            else JournalEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
-        )
-
     def close(self) -> None:
         with self._lock:
             self._db.close()

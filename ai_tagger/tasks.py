@@ -35,6 +35,7 @@ def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> 
     cache: Cache | None = None
     try:
         raw_settings, ffmpeg_path = client.plugin_settings()
+        log.debug(f"Stash {client.version()} at {client.base_url}")
         settings = Settings.from_stash({**raw_settings, **overrides})
         if settings.api_key:
             log.add_secret(settings.api_key.get_secret_value())

@@ -54,3 +54,21 @@ def test_tags_load_without_usage_counts_when_stash_cannot_give_them(stash, monke
 
     monkeypatch.setattr(client, "execute", failing_counts)
     assert [t.name for t in client.all_tags()] == ["Dog"]
+
+
+def test_items_load_without_fingerprints_when_stash_cannot_give_them(stash, tmp_path, monkeypatch):
+    """Fingerprints only key the cache: a server failing on them must not stop a run."""
+    ids = stash.seed_scenes(3, tmp_path / "none.mp4", duration=10)
+    client = client_for(stash)
+    execute = client.execute
+
+    def failing_fingerprints(document, variables=None):
+        if "fingerprints" in document:
+            raise StashError("Cannot return null for non-nullable field VideoFile.fingerprints")
+        return execute(document, variables)
+
+    monkeypatch.setattr(client, "execute", failing_fingerprints)
+    assert client.count_untagged("scene") == 3
+    items = list(client.untagged("scene"))
+    assert [item.id for item in items] == ids
+    assert items[0].file.fingerprint().startswith("path:")

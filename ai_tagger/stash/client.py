@@ -8,7 +8,8 @@ never shift the pages and a 100,000-scene library streams in constant memory.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -33,6 +34,7 @@ class StashClient:
         self.base_url = connection.base_url
         self.url = f"{self.base_url}/graphql"
         self._local = threading.local()
+        self._plain: dict[str, int] = {}
         self._headers = {"Accept": "application/json"}
         self._cookies: dict[str, str] = {}
         key = api_key or connection.api_key
@@ -92,6 +94,13 @@ class StashClient:
             raise StashError(f"Stash answered HTTP {response.status_code} for {url.split('?')[0]}")
         return response.content
 
+    def version(self) -> str:
+        """Stash's version for the log, or "unknown": a run never depends on it."""
+        try:
+            return str(self.execute(queries.VERSION)["version"]["version"])
+        except (StashError, KeyError, TypeError):
+            return "unknown"
+
     def plugin_settings(self) -> tuple[dict[str, Any], str | None]:
         """This plugin's settings map and Stash's configured ffmpeg path."""
         data = self.execute(queries.CONFIGURATION, {"include": [PLUGIN_ID]})["configuration"]
@@ -132,10 +141,20 @@ class StashClient:
             payload["parent_ids"] = parent_ids
         return Tag.model_validate(self.execute(queries.TAG_CREATE, {"input": payload})["tagCreate"])
 
+    def _find(self, kind: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """``findScenes``/``findImages``; without content fingerprints if the server fails on them."""
+        kind_queries = _KINDS[kind]
+        while True:
+            document = kind_queries.documents[self._plain.get(kind, 0)]
+            try:
+                return self.execute(document, variables)[kind_queries.field]
+            except StashError:
+                if document is kind_queries.documents[-1]:
+                    raise
+                self._plain[kind] = self._plain.get(kind, 0) + 1
+
     def count_untagged(self, kind: str) -> int:
-        document, field, filter_key, _ = _KINDS[kind]
-        data = self.execute(document, {"filter": {"per_page": 1}, filter_key: _untagged()})
-        return int(data[field]["count"])
+        return int(self._find(kind, {"filter": {"per_page": 1}, _KINDS[kind].filter_key: _untagged()})["count"])
 
     def untagged(self, kind: str, *, page_size: int = PAGE_SIZE) -> Iterator[Item]:
         """Items with no tags at all, in id order, one page in memory at a time.
@@ -144,23 +163,23 @@ class StashClient:
         tagged during the run leave the "untagged" set and would shift numbered pages. A server
         that ignores the id criterion is detected (no new ids) and paged by number instead.
         """
-        document, field, filter_key, build = _KINDS[kind]
+        kind_queries = _KINDS[kind]
         after, page, by_number = 0, 1, False
         while True:
             item_filter = _untagged()
             if after and not by_number:
                 item_filter = {**item_filter, "id": {"value": after, "modifier": "GREATER_THAN"}}
-            data = self.execute(
-                document,
+            data = self._find(
+                kind,
                 {
                     "filter": {"page": page, "per_page": page_size, "sort": "id", "direction": "ASC"},
-                    filter_key: item_filter,
+                    kind_queries.filter_key: item_filter,
                 },
-            )[field]
-            rows = data[_LIST_FIELD[kind]]
+            )
+            rows = data[kind_queries.rows]
             fresh = [row for row in rows if int(row["id"]) > after]
             for row in fresh:
-                yield build(row)
+                yield kind_queries.build(row)
             if len(rows) < page_size:
                 return
             if by_number:
@@ -168,11 +187,6 @@ class StashClient:
             elif not fresh:
                 by_number, page = True, 2
             after = max([after, *(int(row["id"]) for row in fresh)])
-
-    def find(self, kind: str, ids: list[str]) -> list[Item]:
-        document, field, _, build = _KINDS[kind]
-        data = self.execute(document, {"ids": ids, "filter": {"per_page": len(ids)}})[field]
-        return [build(row) for row in data[_LIST_FIELD[kind]]]
 
     def add_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
         """Add tags in one mutation, never removing any: the item is written whole or not at all."""
@@ -186,23 +200,25 @@ class StashClient:
         document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
         self.execute(document, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": mode}}})
 
-    def job_queue(self) -> list[dict[str, Any]]:
-        return self.execute(queries.JOB_QUEUE).get("jobQueue") or []
-
-    def run_plugin_task(self, task_name: str, description: str, args: dict[str, Any]) -> str:
-        data = self.execute(
-            queries.RUN_PLUGIN_TASK,
-            {"plugin_id": PLUGIN_ID, "task_name": task_name, "description": description, "args_map": args},
-        )
-        return str(data["runPluginTask"])
-
 
 def _untagged() -> dict[str, Any]:
     return {"tags": {"value": [], "modifier": "IS_NULL"}}
 
 
+@dataclass(frozen=True)
+class _KindQueries:
+    documents: tuple[str, ...]
+    field: str
+    rows: str
+    filter_key: str
+    build: Callable[[dict[str, Any]], Item]
+
+
 _KINDS = {
-    "scene": (queries.FIND_SCENES, "findScenes", "scene_filter", Item.from_scene),
-    "image": (queries.FIND_IMAGES, "findImages", "image_filter", Item.from_image),
+    "scene": _KindQueries(
+        (queries.FIND_SCENES, queries.FIND_SCENES_PLAIN), "findScenes", "scenes", "scene_filter", Item.from_scene
+    ),
+    "image": _KindQueries(
+        (queries.FIND_IMAGES, queries.FIND_IMAGES_PLAIN), "findImages", "images", "image_filter", Item.from_image
+    ),
 }
-_LIST_FIELD = {"scene": "scenes", "image": "images"}

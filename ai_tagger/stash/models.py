@@ -35,23 +35,12 @@ class ServerConnection(_Model):
         return f"{self.scheme}://{host}:{self.port}"
 
 
-class HookContext(_Model):
-    id: str | None = None
-    type: str = ""
-    input: Any = None
-    input_fields: list[str] | None = Field(None, alias="inputFields")
-
-
 class PluginInput(_Model):
     """The whole stdin object."""
 
     server_connection: ServerConnection = Field(default_factory=ServerConnection)
     args: dict[str, Any] = Field(default_factory=dict)
 
-    @property
-    def hook_context(self) -> HookContext | None:
-        raw = self.args.get("hookContext")
-        return HookContext.model_validate(raw) if isinstance(raw, dict) else None
 
 
 class TagRef(_Model):
@@ -104,16 +93,6 @@ class MediaFile(_Model):
             if by_type.get(kind):
                 return f"{kind}:{by_type[kind]}"
         return f"path:{self.path}"
-
-
-class ScenePaths(_Model):
-    stream: str | None = None
-    screenshot: str | None = None
-
-
-class ImagePaths(_Model):
-    image: str | None = None
-    thumbnail: str | None = None
 
 
 class Item(_Model):

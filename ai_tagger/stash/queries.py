@@ -63,61 +63,45 @@ mutation TagCreate($input: TagCreateInput!) {
     + _TAG_FIELDS
 )
 
-_FINGERPRINTS = "fingerprints { type value }"
-
-FIND_SCENES = f"""
-query FindScenes($filter: FindFilterType, $scene_filter: SceneFilterType, $ids: [ID!]) {{
-  findScenes(filter: $filter, scene_filter: $scene_filter, ids: $ids) {{
+_SCENE = """
+query FindScenes($filter: FindFilterType, $scene_filter: SceneFilterType, $ids: [ID!]) {
+  findScenes(filter: $filter, scene_filter: $scene_filter, ids: $ids) {
     count
-    scenes {{
+    scenes {
       id
       title
-      tags {{ id }}
-      files {{
-        path
-        duration
-        width
-        height
-        frame_rate
-        {_FINGERPRINTS}
-      }}
-      paths {{ stream screenshot }}
-    }}
-  }}
-}}
+      tags { id }
+      files { path duration FINGERPRINTS }
+      paths { stream }
+    }
+  }
+}
 """
 
-FIND_IMAGES = f"""
-query FindImages($filter: FindFilterType, $image_filter: ImageFilterType, $ids: [ID!]) {{
-  findImages(filter: $filter, image_filter: $image_filter, ids: $ids) {{
+_IMAGE = """
+query FindImages($filter: FindFilterType, $image_filter: ImageFilterType, $ids: [ID!]) {
+  findImages(filter: $filter, image_filter: $image_filter, ids: $ids) {
     count
-    images {{
+    images {
       id
       title
-      tags {{ id }}
-      visual_files {{
+      tags { id }
+      visual_files {
         __typename
-        ... on ImageFile {{
-          path
-          width
-          height
-          zip_file {{ path }}
-          {_FINGERPRINTS}
-        }}
-        ... on VideoFile {{
-          path
-          width
-          height
-          duration
-          zip_file {{ path }}
-          {_FINGERPRINTS}
-        }}
-      }}
-      paths {{ image thumbnail }}
-    }}
-  }}
-}}
+        ... on BaseFile { path zip_file { path } FINGERPRINTS }
+        ... on VideoFile { duration }
+      }
+      paths { image }
+    }
+  }
+}
 """
+
+# With content fingerprints (the cache key) first; without them for a server that cannot give them.
+FIND_SCENES = _SCENE.replace("FINGERPRINTS", "fingerprints { type value }")
+FIND_SCENES_PLAIN = _SCENE.replace("FindScenes(", "FindScenesPlain(").replace(" FINGERPRINTS", "")
+FIND_IMAGES = _IMAGE.replace("FINGERPRINTS", "fingerprints { type value }")
+FIND_IMAGES_PLAIN = _IMAGE.replace("FindImages(", "FindImagesPlain(").replace(" FINGERPRINTS", "")
 
 BULK_SCENE_UPDATE = """
 mutation BulkSceneUpdate($input: BulkSceneUpdateInput!) {
