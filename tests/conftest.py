@@ -66,6 +66,14 @@ def run_plugin(
 
 
 @pytest.fixture
+def red_video(tmp_path: Path) -> Path:
+    """A 4-second all-red H.264 video: every frame reads as "Red"."""
+    from tests import media
+
+    return media.make_video(tmp_path / "red.mp4", ["red"], seconds_per_colour=4)
+
+
+@pytest.fixture
 def model() -> Iterator[FakeModel]:
     with FakeModel(retry_after=0.05) as server:
         yield server

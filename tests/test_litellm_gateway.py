@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -35,11 +34,6 @@ def stash(litellm_proxy: LiteLLMProxy) -> Iterator[FakeStash]:
     with FakeStash() as server:
         configure_proxy(server, litellm_proxy)
         yield server
-
-
-@pytest.fixture
-def red_video(tmp_path: Path) -> Path:
-    return media.make_video(tmp_path / "red.mp4", ["red"], seconds_per_colour=4)
 
 
 def test_tags_land_through_litellm(stash, upstream, tmp_path, red_video):

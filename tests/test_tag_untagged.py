@@ -10,17 +10,11 @@ import base64
 import json
 import os
 import stat
-from pathlib import Path
 
 import pytest
 
 from tests import media
 from tests.conftest import configure, run_plugin
-
-
-@pytest.fixture
-def red_video(tmp_path: Path) -> Path:
-    return media.make_video(tmp_path / "red.mp4", ["red"], seconds_per_colour=4)
 
 
 def bulk_updates(stash) -> list[dict]:
