@@ -1,7 +1,7 @@
 """The result cache and run journal: one SQLite file in the plugin's data folder.
 
 ``answers`` keeps each model answer (raw candidates, before any threshold or rule) under a key
-made of the media's content fingerprint, the frame plan, provider, model and prompt version:
+made of the media's content fingerprint, the frame plan, provider, gateway URL, model and prompt version:
 changing thresholds or rules, or tagging a duplicate file, costs no gateway call. ``items``
 journals what each processed item got, committed per item, so "Re-apply tags from cache" can
 re-decide every processed item with today's settings. WAL keeps both safe across kills; a

@@ -110,9 +110,8 @@ class Tagger:
         settings = self.settings
         frames = settings.frames_per_scene if item.kind == "scene" else 1
         plan = (frames, settings.frame_layout, settings.max_image_side, settings.image_detail)
-        return answer_key(
-            item.file.fingerprint(), item.kind, plan, settings.provider, settings.model, PROMPT_VERSION, context
-        )
+        gateway = (settings.provider, settings.gateway_url, settings.model, PROMPT_VERSION)
+        return answer_key(item.file.fingerprint(), item.kind, plan, gateway, context)
 
     def answer(self, item: Item) -> Answer:
         """The model's candidates for an item: from the cache, else from the gateway.
