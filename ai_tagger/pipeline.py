@@ -104,6 +104,9 @@ def run(
     else:
         summary.total = sum(client.count_untagged(k) for k in kinds)
         work, process = itertools.chain.from_iterable(client.untagged(k) for k in kinds), tagger.process
+    summary.untagged = summary.total
+    if limit is None and mode == "preview" and settings.preview_items:
+        limit = settings.preview_items
     if limit is not None:
         work = itertools.islice(work, limit)
         summary.total = min(summary.total, limit)

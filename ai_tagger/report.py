@@ -40,6 +40,7 @@ class ItemResult:
 class RunSummary:
     mode: str
     total: int = 0
+    untagged: int = 0
     processed: int = 0
     tagged: int = 0
     review: int = 0
@@ -92,11 +93,15 @@ class RunSummary:
         return output
 
     def estimate(self) -> dict[str, Any]:
-        """What tagging every untagged item would cost, projected from the items previewed."""
+        """What tagging every untagged item would cost, projected from the items previewed.
+
+        Items previewed now are cached, so the real run pays only for the others.
+        """
         paid = self.processed - self.cache_hits - self.errored
         per_item = self.usage.total_tokens / paid if paid > 0 else 0
         return {
-            "untagged_items": self.total,
+            "untagged_items": self.untagged,
+            "previewed_items": self.processed,
             "tokens_per_item": round(per_item),
-            "run_tokens": round(per_item * self.total),
+            "run_tokens": round(per_item * self.untagged),
         }

@@ -195,6 +195,14 @@ class Settings(BaseModel):
         title="Vocabulary size in prompt",
         description="At most this many of your tag names are sent with each request. Default 200.",
     )
+    preview_items: int = Field(
+        25,
+        ge=0,
+        alias="previewItems",
+        title="Items per preview",
+        description="The dry run looks at this many untagged items and projects the cost of all of them "
+        "(0 = every item). Default 25.",
+    )
     created_tag_parent: str = Field(
         "AI",
         alias="createdTagParent",

@@ -63,7 +63,7 @@ def test_preview_pays_once_then_tagging_uses_its_answers(stash, model, four_colo
     stash.add_scene(four_colours)
     preview = run_plugin(stash, {"mode": "preview"})
     assert model.completion_count == 1
-    assert preview.output["estimate"]["run_tokens"] == preview.output["tokens"]["total"] > 0
+    assert preview.output["estimate"]["run_tokens"] == preview.output["tokens"]["total"] > 0  # one of one
 
     run_plugin(stash, {"mode": "tag_scenes"})
 
@@ -226,3 +226,17 @@ def test_gateway_failing_every_item_trips_the_breaker(stash, model, tmp_path):
 
     assert run.returncode == 1 and "in a row" in run.error
     assert run.output["errored"] < 12
+
+
+def test_preview_looks_at_a_sample_and_projects_the_whole_run(stash, model, tmp_path):
+    for i in range(5):
+        stash.add_image(media.make_image(tmp_path / f"{i}.jpg", "green"))
+    configure(stash, model, previewItems=2)
+
+    run = run_plugin(stash, {"mode": "preview"})
+
+    assert model.completion_count == 2 and run.output["processed"] == 2
+    estimate = run.output["estimate"]
+    assert estimate["untagged_items"] == 5 and estimate["previewed_items"] == 2
+    assert estimate["run_tokens"] == estimate["tokens_per_item"] * 5 > 0
+    assert stash.mutation_count == 0
