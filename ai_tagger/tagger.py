@@ -17,7 +17,7 @@ from ai_tagger.cache import Cache, JournalEntry, answer_key
 from ai_tagger.decide.decision import Decision, Policy, decide
 from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules
-from ai_tagger.decide.vocabulary import Vocabulary
+from ai_tagger.decide.vocabulary import Vocabulary, prompt_entry
 from ai_tagger.gateway.answer import MAX_ENUM
 from ai_tagger.gateway.base import Candidate, GatewayError, GatewayFatal, Provider, TagRequest, Usage
 from ai_tagger.gateway.prompt import PROMPT_VERSION, item_context
@@ -82,11 +82,10 @@ class Tagger:
             rules=rules,
         )
         own = {t.id for t in (vocabulary.exact(n) for n in (*STATUS_TAGS, settings.created_tag_parent)) if t}
-        self.hint = vocabulary.prompt_names(
-            settings.vocabulary_budget, parent=settings.vocabulary_parent, exclude_ids=own
-        )
-        closed = settings.only_existing_tags and 0 < len(self.hint) <= MAX_ENUM
-        self.allowed = self.hint if closed else []
+        offered = vocabulary.prompt_tags(settings.vocabulary_budget, parent=settings.vocabulary_parent, exclude_ids=own)
+        self.hint = [prompt_entry(tag) for tag in offered]
+        closed = settings.only_existing_tags and 0 < len(offered) <= MAX_ENUM
+        self.allowed = [tag.name for tag in offered] if closed else []
         self._media_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._gateway_slots = threading.BoundedSemaphore(settings.concurrency)
         self._locks_guard = threading.Lock()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ai_tagger.decide.decision import BELOW, CREATE, NOT_EXISTING, OVER_CAP, RESERVED, Policy, decide, score
 from ai_tagger.decide.normalize import key
-from ai_tagger.decide.vocabulary import Vocabulary
+from ai_tagger.decide.vocabulary import Vocabulary, prompt_entry
 from ai_tagger.gateway.base import Candidate
 from ai_tagger.stash.models import Tag, TagRef
 
@@ -158,12 +158,14 @@ BRANCHES = [
         (0, None, (), []),  # no budget, no names
     ],
 )
-def test_prompt_names_pick_a_branch_by_use(budget, parent, exclude, expected):
-    assert Vocabulary(BRANCHES).prompt_names(budget, parent=parent, exclude_ids=exclude) == expected
+def test_prompt_tags_pick_a_branch_by_use(budget, parent, exclude, expected):
+    offered = Vocabulary(BRANCHES).prompt_tags(budget, parent=parent, exclude_ids=exclude)
+    assert [tag.name for tag in offered] == expected
 
 
-def test_prompt_entries_carry_aliases_that_differ_from_the_name():
-    assert Vocabulary(BRANCHES).prompt_entries(2, parent="Animals") == ["Cat", "Dog (aliases: Doggo, Hound)"]
+def test_prompt_entry_carries_aliases_that_differ_from_the_name():
+    offered = Vocabulary(BRANCHES).prompt_tags(2, parent="Animals")
+    assert [prompt_entry(tag) for tag in offered] == ["Cat", "Dog (aliases: Doggo, Hound)"]
 
 
 def test_tree_walks_and_re_added_tags_move_in_the_child_index():

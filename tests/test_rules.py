@@ -397,7 +397,7 @@ def test_a_large_vocabulary_resolves_names_by_dict_lookups():
     hits = sum(vocabulary.find(f"TAG_{rng.randrange(20_000)}s") is not None for _ in range(100_000))
     elapsed = time.perf_counter() - started
     assert 40_000 < hits < 60_000
-    assert len(vocabulary.prompt_names(200, parent="Tag 1")) == 200
+    assert len(vocabulary.prompt_tags(200, parent="Tag 1")) == 200
     print(f"10,000 tags + 100,000 lookups: {elapsed:.2f}s")
 
 

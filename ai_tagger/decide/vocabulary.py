@@ -65,14 +65,6 @@ class Vocabulary:
         """Lookup by name or alias only, with no plural folding (for the plugin's own tags)."""
         return self._by_key.get(key(name))
 
-    def most_used(self, limit: int, *, exclude: Iterable[str] = ()) -> list[Tag]:
-        skip = set(exclude)
-        ranked = sorted(
-            (t for t in self.tags.values() if t.id not in skip),
-            key=lambda t: (-(t.scene_count + t.image_count), t.name.casefold()),
-        )
-        return ranked[:limit]
-
     def children_of(self, tag_id: str) -> list[Tag]:
         """The tags that list ``tag_id`` as a parent, in the order they were added."""
         return [self.tags[child] for child in self._children.get(tag_id, ())]
@@ -116,19 +108,12 @@ class Vocabulary:
         )
         return ranked[:budget]
 
-    def prompt_names(self, budget: int, *, parent: str | None = None, exclude_ids: Iterable[str] = ()) -> list[str]:
-        """Names of :meth:`prompt_tags`."""
-        return [t.name for t in self.prompt_tags(budget, parent=parent, exclude_ids=exclude_ids)]
-
-    def prompt_entries(self, budget: int, *, parent: str | None = None, exclude_ids: Iterable[str] = ()) -> list[str]:
-        """:meth:`prompt_tags` as ``"Dog (aliases: Doggo, Hound)"``: aliases tell the model what a tag means."""
-        return [_entry(t) for t in self.prompt_tags(budget, parent=parent, exclude_ids=exclude_ids)]
-
     def __len__(self) -> int:
         return len(self.tags)
 
 
-def _entry(tag: Tag) -> str:
+def prompt_entry(tag: Tag) -> str:
+    """A tag as the prompt names it, ``"Dog (aliases: Doggo, Hound)"``: aliases tell the model what it means."""
     name_key = key(tag.name)
     aliases = [a.strip() for a in tag.aliases if key(a) and key(a) != name_key]
     return f"{tag.name} (aliases: {', '.join(dict.fromkeys(aliases))})" if aliases else tag.name
