@@ -139,6 +139,16 @@ class Cache:
                 ),
             )
 
+    def journal_count(self, kinds: tuple[str, ...]) -> int:
+        """How many entries :meth:`journal` yields, counted by SQLite."""
+        marks = ",".join("?" for _ in kinds)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT count(*) FROM items WHERE kind IN ({marks}) AND answer_key IS NOT NULL",  # noqa: S608
+                kinds,
+            ).fetchone()
+        return int(row[0])
+
     def journal(self, kinds: tuple[str, ...]) -> Iterator[JournalEntry]:
         """Processed items with a cached answer, in a stable order, read in pages."""
         last = ("", "")

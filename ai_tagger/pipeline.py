@@ -100,7 +100,7 @@ def run(
         if cache is None:
             raise RunStopped("re-applying needs the result cache: turn off 'disableCache'")
         work, process = cache.journal(kinds), tagger.reapply
-        summary.total = sum(1 for _ in cache.journal(kinds))
+        summary.total = cache.journal_count(kinds)
     else:
         summary.total = sum(client.count_untagged(k) for k in kinds)
         work, process = itertools.chain.from_iterable(client.untagged(k) for k in kinds), tagger.process

@@ -194,20 +194,22 @@ class Tagger:
         if self.dry_run:
             return result
         applied = self.book.ids_for(decision.applied)
-        status = [self.book.status_tag(STATUS_TAGGED).id]
-        if decision.review:
-            status.append(self.book.status_tag(STATUS_REVIEW).id)
-        self.client.add_tags(item.kind, item.id, applied + status)
-        self._journal(item.kind, item.id, answer.key, "tagged", applied, decision)
+        self.client.add_tags(item.kind, item.id, applied + self._status_ids(decision))
+        self._journal(item.kind, item.id, answer.key, applied, decision)
         result.status = "tagged"
         return result
 
+    def _status_ids(self, decision: Decision) -> list[str]:
+        """``AI_Tagged``, and ``AI_Review`` when the decision left suggestions for review."""
+        names = [STATUS_TAGGED, STATUS_REVIEW] if decision.review else [STATUS_TAGGED]
+        return [self.book.status_tag(name).id for name in names]
+
     def _journal(
-        self, kind: str, item_id: str, answer_key: str | None, status: str, applied: list[str], decision: Decision
+        self, kind: str, item_id: str, answer_key: str | None, applied: list[str], decision: Decision
     ) -> None:
         if self.cache is not None:
             review = [{"tag": v.label, "score": round(v.score, 3)} for v in decision.review]
-            self.cache.record(JournalEntry(kind, item_id, answer_key, status, applied, review))
+            self.cache.record(JournalEntry(kind, item_id, answer_key, "tagged", applied, review))
 
     def _failed(self, item: Item, stage: str, reason: str) -> ItemResult:
         self.log.error(f"{item.label}: {reason}")
@@ -229,13 +231,11 @@ class Tagger:
         if self.dry_run:
             return result
         applied = self.book.ids_for(decision.applied)
-        review_tag = self.book.status_tag(STATUS_REVIEW).id
-        add = applied + [self.book.status_tag(STATUS_TAGGED).id] + ([review_tag] if decision.review else [])
-        self.client.add_tags(entry.kind, entry.id, add)
+        self.client.add_tags(entry.kind, entry.id, applied + self._status_ids(decision))
         dropped = [tag_id for tag_id in entry.applied if tag_id not in applied]
         if entry.review and not decision.review:
-            dropped.append(review_tag)
+            dropped.append(self.book.status_tag(STATUS_REVIEW).id)
         if dropped:
             self.client.remove_tags(entry.kind, entry.id, dropped)
-        self._journal(entry.kind, entry.id, entry.answer_key, "tagged", applied, decision)
+        self._journal(entry.kind, entry.id, entry.answer_key, applied, decision)
         return result
