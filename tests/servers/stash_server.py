@@ -153,6 +153,9 @@ class FakeStash:
         self._scene_tag_counts: Counter[int] = Counter()
         self._image_tag_counts: Counter[int] = Counter()
         self.operations: list[tuple[str | None, dict[str, Any]]] = []
+        # Called after each GraphQL request with (operation name, variables, HTTP status), outside
+        # the lock: benchmarks and tests observe the server through these, never by patching it.
+        self.listeners: list[Callable[[str | None, dict[str, Any], int], None]] = []
         self.mutation_count = 0
         self.rejected_requests = 0
         self.media_requests: Counter[str] = Counter()
@@ -389,6 +392,16 @@ class FakeStash:
                         operation_name: str | None = None) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body). Like Stash's gqlgen: a request that fails to parse, validate or
         coerce its variables gets 422 and no data; resolver errors get 200 with `errors`."""
+        status, body = self._execute_request(query, variables, operation_name)
+        with self.lock:
+            name = self.operations[-1][0] if self.operations else operation_name
+            listeners = list(self.listeners)
+        for listener in listeners:
+            listener(name, dict(variables or {}), status)
+        return status, body
+
+    def _execute_request(self, query: str, variables: Mapping[str, Any] | None,
+                         operation_name: str | None) -> tuple[int, dict[str, Any]]:
         variables = dict(variables or {})
         with self.lock:
             try:
