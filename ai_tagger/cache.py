@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_tagger.gateway.base import Candidate, Usage
+from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -42,13 +42,6 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (kind, id)
 );
 """
-
-
-@dataclass(frozen=True)
-class CachedAnswer:
-    candidates: list[Candidate]
-    frame_count: int
-    usage: Usage
 
 
 @dataclass(frozen=True)
@@ -103,18 +96,20 @@ class Cache:
             db.executescript(SCHEMA)
             return db
 
-    def get(self, key: str) -> CachedAnswer | None:
+    def get(self, key: str) -> TagAnswer | None:
+        """The stored answer, marked ``cached``: it costs nothing now (no call, no tokens).
+
+        None if absent or unreadable.
+        """
         with self._lock:
-            row = self._db.execute(
-                "SELECT candidates, frame_count, prompt_tokens, completion_tokens FROM answers WHERE key = ?", (key,)
-            ).fetchone()
+            row = self._db.execute("SELECT candidates, frame_count FROM answers WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         try:
             candidates = [Candidate.model_validate(c) for c in json.loads(row[0])]
         except ValueError:
             return None
-        return CachedAnswer(candidates, int(row[1]), Usage(int(row[2]), int(row[3])))
+        return TagAnswer(candidates, Usage(), calls=0, frame_count=int(row[1]), key=key, cached=True)
 
     def put(self, key: str, fingerprint: str, candidates: list[Candidate], frame_count: int, usage: Usage) -> None:
         payload = json.dumps([c.model_dump(mode="json") for c in candidates])

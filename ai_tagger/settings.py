@@ -15,14 +15,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from ai_tagger.errors import SettingsError
+
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
 STATUS_REVIEW = "AI_Review"
 STATUS_TAGS = (STATUS_TAGGED, STATUS_ERRORED, STATUS_REVIEW)
-
-
-class SettingsError(ValueError):
-    """A setting has a value the plugin cannot work with; the message says which and why."""
 
 
 class Settings(BaseModel):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 
 from ai_tagger.decide.decision import Verdict
-from ai_tagger.decide.normalize import key
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.stash.client import StashClient, StashError
 from ai_tagger.stash.models import Tag
@@ -57,6 +56,3 @@ class TagBook:
                     found = self._ensure(verdict.name.strip(), parent_ids=[parent.id])
             ids.append(found.id)
         return list(dict.fromkeys(ids))
-
-    def reserved_keys(self) -> frozenset[str]:
-        return frozenset({key(self._parent_name)})

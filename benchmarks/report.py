@@ -58,7 +58,7 @@ def table(results: list[Result]) -> str:
     widths = [min(max(len(r[i]) for r in rows), 70) for i in range(6)]
     lines = []
     for index, row in enumerate(rows):
-        lines.append("  ".join(cell[:70].ljust(width) for cell, width in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell[:70].ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     for result in results:

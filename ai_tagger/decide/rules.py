@@ -16,10 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ai_tagger.decide.normalize import key, singulars
-
-
-class RulesError(ValueError):
-    """The rules file cannot be used; the message names the file and the line."""
+from ai_tagger.errors import RulesError
 
 
 class _EntryError(ValueError):

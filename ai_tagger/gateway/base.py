@@ -15,16 +15,23 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ai_tagger.errors import GatewayError, GatewayFatal
+
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings
 
-
-class GatewayError(Exception):
-    """One item's request failed (after retries); other items may still succeed."""
-
-
-class GatewayFatal(GatewayError):
-    """The gateway cannot work at all (unreachable, key refused, unknown model): stop the run."""
+__all__ = [
+    "Candidate",
+    "GatewayError",
+    "GatewayFatal",
+    "Provider",
+    "TagAnswer",
+    "TagRequest",
+    "Usage",
+    "create_provider",
+    "provider_names",
+    "register",
+]
 
 
 class Candidate(BaseModel):
@@ -94,9 +101,18 @@ class Usage:
 
 @dataclass
 class TagAnswer:
+    """A model's answer for one item, fresh from a provider or read back from the cache.
+
+    Providers fill the first three fields; the run adds where the answer came from
+    (``frame_count`` pictures it saw, the cache ``key``, ``cached`` when no call was made).
+    """
+
     candidates: list[Candidate]
     usage: Usage = field(default_factory=Usage)
     calls: int = 1
+    frame_count: int = 0
+    key: str | None = None
+    cached: bool = False
 
 
 class Provider(Protocol):

@@ -17,16 +17,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ai_tagger import PLUGIN_ID
+from ai_tagger.errors import StashError
 from ai_tagger.stash import queries
 from ai_tagger.stash.models import Item, ServerConnection, Tag
 
 PAGE_SIZE = 100
 TAG_PAGE_SIZE = 1000
 TIMEOUT = (5, 60)
-
-
-class StashError(RuntimeError):
-    """Stash could not be reached, refused us, or rejected a request."""
 
 
 class StashClient:
