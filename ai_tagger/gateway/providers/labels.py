@@ -15,9 +15,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ai_tagger.gateway.base import Candidate, GatewayError, TagAnswer, TagRequest, register
+from ai_tagger.gateway.base import Candidate, GatewayConfig, GatewayError, TagAnswer, TagRequest, register
 from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
-from ai_tagger.settings import Settings
 
 
 class Label(BaseModel):
@@ -34,14 +33,14 @@ class LabelsAnswer(BaseModel):
     labels: list[Label]
 
 
-@register("labels")
+@register
 class LabelsProvider:
     name: ClassVar[str] = "labels"
 
-    def __init__(self, settings: Settings) -> None:
-        self.http = RetryingSession.for_gateway(settings)
-        self.base_url = str(settings.gateway_url)
-        self.model = str(settings.model)
+    def __init__(self, config: GatewayConfig) -> None:
+        self.http = RetryingSession.for_gateway(config)
+        self.base_url = str(config.url)
+        self.model = str(config.model)
 
     def preflight(self) -> None:
         check_models(self.http, self.base_url, self.model)

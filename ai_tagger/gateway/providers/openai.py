@@ -11,24 +11,23 @@ import base64
 from typing import Any, ClassVar
 
 from ai_tagger.gateway.answer import MalformedAnswer, answer_schema, parse_answer
-from ai_tagger.gateway.base import GatewayError, TagAnswer, TagRequest, Usage, register
+from ai_tagger.gateway.base import GatewayConfig, GatewayError, TagAnswer, TagRequest, Usage, register
 from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
 from ai_tagger.gateway.prompt import SYSTEM_PROMPT, user_text
-from ai_tagger.settings import Settings
 
 
 def _data_uri(picture: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(picture).decode("ascii")
 
 
-@register("openai")
+@register
 class OpenAIProvider:
     name: ClassVar[str] = "openai"
 
-    def __init__(self, settings: Settings) -> None:
-        self.http = RetryingSession.for_gateway(settings)
-        self.base_url = str(settings.gateway_url)
-        self.model = str(settings.model)
+    def __init__(self, config: GatewayConfig) -> None:
+        self.http = RetryingSession.for_gateway(config)
+        self.base_url = str(config.url)
+        self.model = str(config.model)
         self.use_schema = True
 
     def preflight(self) -> None:
