@@ -3,8 +3,9 @@
 Stash stores what the user typed in Settings > Plugins and omits every setting the user never
 touched, so defaults live here. The manifest's setting keys are the fields' names in camelCase
 (an alias generator), its ``displayName`` the field's ``title`` and its ``description`` the
-field's; :func:`manifest_entries` says what the manifest must declare, and a test compares them. Booleans default to false in Stash's UI, so a ``true`` default is phrased as its
-negation (``disableAutoTag``).
+field's; :func:`manifest_entries` says what the manifest must declare, and a test compares them.
+Booleans default to false in Stash's UI, so a ``true`` default is phrased as its negation
+(``disableAutoTag``).
 """
 
 from __future__ import annotations

@@ -30,9 +30,10 @@ class TagBook:
         try:
             tag = self._client.create_tag(name, parent_ids=parent_ids)
         except StashError:
-            tag = self._client.tag_named(name)
-            if tag is None:
+            found = self._client.tag_named(name)
+            if found is None:
                 raise
+            tag = found
         else:
             self.created.append(tag.name)
         self.vocabulary.add(tag)

@@ -119,7 +119,9 @@ def test_timeout_is_retried(model, tmp_path):
     )
     picture = media.make_image(tmp_path / "red.jpg", "red").read_bytes()
 
-    answer = OpenAIProvider(GatewayConfig.from_settings(settings)).describe(TagRequest(kind="image", pictures=[picture]))
+    provider = OpenAIProvider(GatewayConfig.from_settings(settings))
+
+    answer = provider.describe(TagRequest(kind="image", pictures=[picture]))
 
     assert [c.name for c in answer.candidates] == ["Red"]
     assert model.completion_count == 2

@@ -11,7 +11,9 @@ from ai_tagger.settings import Settings, manifest_entries
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "ai_tagger.yml"
-STASH_TOP_LEVEL = {"name", "description", "version", "url", "ui", "settings", "exec", "interface", "errLog", "tasks", "hooks"}
+STASH_TOP_LEVEL = {
+    "name", "description", "version", "url", "ui", "settings", "exec", "interface", "errLog", "tasks", "hooks"
+}
 
 
 def manifest() -> dict:

@@ -60,9 +60,10 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from PIL import Image, ImageStat
@@ -218,7 +219,7 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 256
     allow_reuse_address = True
-    fake: "FakeModel"
+    fake: FakeModel
 
 
 class FakeModel:
@@ -272,7 +273,7 @@ class FakeModel:
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> "FakeModel":
+    def start(self) -> FakeModel:
         """Bind an ephemeral port and serve in a daemon thread."""
         if self._server is not None:
             return self
@@ -295,7 +296,7 @@ class FakeModel:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "FakeModel":
+    def __enter__(self) -> FakeModel:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -28,11 +28,12 @@ import tempfile
 import threading
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, build_schema, execute, parse, validate
 
@@ -169,7 +170,7 @@ class FakeStash:
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "FakeStash":
+    def start(self) -> FakeStash:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -193,7 +194,7 @@ class FakeStash:
                     pass
         shutil.rmtree(self._config_dir, ignore_errors=True)
 
-    def __enter__(self) -> "FakeStash":
+    def __enter__(self) -> FakeStash:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
