@@ -6,7 +6,7 @@
     python3 -m benchmarks --out /tmp/bench.json
 
 Every module of this package with a ``run(ctx) -> Result`` function is a benchmark, named after
-the module: adding one is adding a module. Prints the machine and a table (figure, value,
+the module (or its ``NAME``): adding one is adding a module. Prints the machine and a table (figure, value,
 target, PASS/MISS) and writes the figures to ``benchmarks/results/latest.json``. This is a
 script, never a test of timings: ``tests/test_benchmarks.py`` only runs each one at a tiny size.
 """
@@ -47,7 +47,7 @@ def benchmarks() -> dict[str, Benchmark]:
             continue
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         if callable(getattr(module, "run", None)):
-            found[info.name] = module.run
+            found[getattr(module, "NAME", info.name)] = module.run
     rank = {name: i for i, name in enumerate(ORDER)}
     return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(ORDER)), kv[0])))
 

@@ -14,6 +14,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.__main__ import main  # noqa: E402
+from benchmarks.harness import Context, Result  # noqa: E402
+
+__all__ = ["Context", "Result", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

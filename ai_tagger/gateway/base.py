@@ -13,7 +13,7 @@ import inspect
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -181,7 +181,15 @@ P = TypeVar("P")
 _REGISTRY: dict[str, Callable[[Any], Provider]] = {}
 
 
-def register(name: str | type[P]) -> Any:
+@overload
+def register(name: str) -> Callable[[type[P]], type[P]]: ...
+
+
+@overload
+def register(name: type[P]) -> type[P]: ...
+
+
+def register(name: str | type[P]) -> Callable[[type[P]], type[P]] | type[P]:
     """Register a provider class under its ``name``: ``@register`` or ``@register("name")``.
 
     The constructor takes ``config: GatewayConfig``. A constructor whose first parameter is
