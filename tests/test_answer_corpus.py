@@ -135,11 +135,21 @@ def test_truncation_twice_fails_the_item_naming_the_token_setting():
 
 
 @responses.activate
-def test_cut_answer_keeps_its_complete_tags_and_warns_once_without_asking_again():
+def test_cut_answer_is_asked_again_with_more_tokens_and_its_complete_tags_kept_if_cut_again():
     responses.post(f"{BASE}/chat/completions", json=completion(answer_case("truncated_by_length")))
-    answer = provider().describe(REQUEST)
-    assert [c.name for c in answer.candidates] == ["dog"] and answer.calls == 1
-    assert [n.level for n in answer.notes if "token limit" in n.text] == ["warning"]
+    answer = provider(maxAnswerTokens=800).describe(REQUEST)
+    assert [sent(c)["max_tokens"] for c in responses.calls] == [800, 1600]
+    assert [c.name for c in answer.candidates] == ["dog"] and answer.calls == 2
+    assert [n.level for n in answer.notes if "token limit" in n.text or "cut too" in n.text] == ["warning", "warning"]
+
+
+@responses.activate
+def test_cut_answer_is_replaced_by_the_complete_second_one():
+    responses.post(f"{BASE}/chat/completions", json=completion(answer_case("truncated_by_length")))
+    responses.post(f"{BASE}/chat/completions", json=completion(answer_case("think_block_with_example_json")))
+    answer = provider().describe(TagRequest(kind="scene", pictures=[b"a", b"b"]))
+    assert [c.name for c in answer.candidates] == ["Dog", "Beach"]
+    assert "could not be read" not in responses.calls[1].request.body.decode()
 
 
 @responses.activate

@@ -86,3 +86,15 @@ def test_zero_based_frame_numbers_are_shifted_and_logged_once_per_run(stash, mod
         frames = {c["name"]: c["frames"] for c in item["candidates"]}
         assert frames == {"Red": [1, 2], "Car": [2]}
     assert len(run.output["items"]) == len(scenes)
+
+
+def test_answer_cut_mid_tag_keeps_its_complete_tags_after_asking_again(stash, model, tmp_path):
+    image = stash.add_image(media.make_image(tmp_path / "a.jpg", "gray"))
+    model.answer_case = "truncated_by_length"  # cut inside its second tag, however many tokens
+    configure(stash, model, maxAnswerTokens=500)
+
+    run = run_plugin(stash, {"mode": "tag_images"})
+
+    assert [r["max_tokens"] for r in model.requests] == [500, 1000]
+    assert stash.tags_of_image(image) == {"dog", "AI_Tagged"}
+    assert any("token limit" in line for line in run.log_lines("w"))

@@ -16,8 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ai_tagger.gateway.answer import MalformedAnswer, answer_schema, read_answer
-from ai_tagger.gateway.base import Candidate, GatewayError, Note, TagAnswer, TagRequest, Usage, register
+from ai_tagger.gateway.answer import MalformedAnswer, Reading, answer_schema, read_answer
+from ai_tagger.gateway.base import GatewayError, Note, TagAnswer, TagRequest, Usage, register
 from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
 from ai_tagger.gateway.prompt import SYSTEM_PROMPT, user_text
 from ai_tagger.settings import Settings
@@ -116,48 +116,60 @@ class OpenAIProvider:
             reasoned=bool(message.get("reasoning_content") or message.get("reasoning")),
         )
 
-    def _read(self, completion: Completion, request: TagRequest) -> tuple[list[Candidate], list[Note]]:
-        """Candidates and notes from one completion; :class:`MalformedAnswer` when none is usable."""
+    def _read(self, completion: Completion, request: TagRequest) -> Reading:
+        """The usable candidates of one completion; :class:`MalformedAnswer` when there are none."""
         try:
-            reading = read_answer(completion.text, frame_count=request.frame_count)
+            return read_answer(completion.text, frame_count=request.frame_count)
         except MalformedAnswer as exc:
-            if completion.cut:
-                spent = "on reasoning " if completion.reasoned or not completion.text.strip() else ""
-                raise MalformedAnswer(
-                    f"the answer was cut by the token limit (max_tokens {completion.max_tokens}) {spent}"
-                    f"before any complete tag; raise maxAnswerTokens ({exc})"
-                ) from None
-            raise
-        notes = [Note("debug", text) for text in reading.notes]
-        if completion.cut:
-            notes.append(
-                Note(
-                    "warning",
-                    f"answer cut by the token limit (max_tokens {completion.max_tokens}): kept its "
-                    f"{len(reading.candidates)} complete tag(s); raise maxAnswerTokens for the rest",
-                )
-            )
+            if not completion.cut:
+                raise
+            spent = "on reasoning " if completion.reasoned or not completion.text.strip() else ""
+            raise MalformedAnswer(
+                f"the answer was cut by the token limit (max_tokens {completion.max_tokens}) {spent}"
+                f"before any complete tag; raise maxAnswerTokens ({exc})"
+            ) from None
+
+    def _answer(self, reading: Reading, usage: Usage, calls: int, notes: list[Note]) -> TagAnswer:
+        notes += [Note("debug", text) for text in reading.notes]
         if reading.zero_based:
             with self._told:
                 told, self._told_zero_based = self._told_zero_based, True
             if not told:
                 notes.append(Note("info", "the model numbers frames from 0: its citations are shifted by one"))
-        return reading.candidates, notes
+        return TagAnswer(reading.candidates, usage, calls=calls, notes=notes)
 
     def describe(self, request: TagRequest) -> TagAnswer:
-        """Ask once; an unusable answer is asked again once, with more tokens when the limit cut it."""
+        """Ask once, and once more when the answer is unusable or was cut by the token limit.
+
+        A cut answer is asked again with ``retry_tokens`` (twice ``maxAnswerTokens``); its
+        complete tags are kept in case the second answer is no better.
+        """
         first = self._complete(request, strict=False, max_tokens=self.max_tokens)
+        kept: Reading | None = None
+        problem = ""
         try:
-            candidates, notes = self._read(first, request)
-            return TagAnswer(candidates, first.usage, notes=notes)
+            kept = self._read(first, request)
         except MalformedAnswer as exc:
-            retry_note = Note("debug", f"asking again: {exc}")
+            problem = str(exc)
+        if kept is not None and not first.cut:
+            return self._answer(kept, first.usage, 1, [])
         tokens = self.retry_tokens if first.cut else self.max_tokens
-        second = self._complete(request, strict=True, max_tokens=tokens)
+        if kept is not None:
+            complete = len(kept.candidates)
+            problem = f"answer cut by the token limit (max_tokens {first.max_tokens}) after {complete} complete tag(s)"
+        notes = [Note("warning" if first.cut else "debug", f"{problem}; asking again with max_tokens {tokens}")]
+        second = self._complete(request, strict=not first.cut, max_tokens=tokens)
         usage = first.usage
         usage.add(second.usage)
         try:
-            candidates, notes = self._read(second, request)
+            reading = self._read(second, request)
         except MalformedAnswer as exc:
-            raise GatewayError(str(exc)) from None
-        return TagAnswer(candidates, usage, calls=2, notes=[retry_note, *notes])
+            if kept is None:
+                raise GatewayError(str(exc)) from None
+            notes.append(Note("warning", f"second answer unusable ({exc}); keeping the first one's complete tags"))
+            return self._answer(kept, usage, 2, notes)
+        if second.cut:
+            complete = len(reading.candidates)
+            cut_again = f"second answer cut too (max_tokens {tokens}): kept its {complete} complete tag(s)"
+            notes.append(Note("warning", cut_again))
+        return self._answer(reading, usage, 2, notes)
