@@ -72,6 +72,12 @@ def test_all_tags_bad_is_unusable_and_names_the_first_reason():
         read_answer('{"tags": [{"name": "Cup", "confidence": 1.7}]}')
 
 
+@pytest.mark.parametrize("text", ["I see [a dog] on the beach.", "No JSON here {just text}", "Done. [REDACTED]"])
+def test_prose_with_brackets_is_not_repaired_into_tags(text):
+    with pytest.raises(MalformedAnswer):
+        read_answer(text)
+
+
 def test_citations_in_range_without_zero_are_not_shifted():
     reading = read_answer('{"tags": [{"name": "A", "confidence": 0.5, "frames": [1]}]}', frame_count=2)
     assert not reading.zero_based and reading.candidates[0].frames == (1,)

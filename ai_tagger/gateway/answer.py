@@ -36,6 +36,7 @@ _REASONING_OPEN = re.compile(rf"<(?:{_REASONING_TAGS})>", re.IGNORECASE)
 _REASONING_CLOSE = re.compile(rf"</(?:{_REASONING_TAGS})>", re.IGNORECASE)
 _OPENING = re.compile(r"[\[{]")
 _TAGS_OBJECT = re.compile(r"""\{\s*["']?tags["']?\s*:""", re.IGNORECASE)
+_JSONISH = re.compile(r"""\{\s*["']?[\w-]+["']?\s*:|\[\s*[{"']""")
 
 NAME_KEYS = ("name", "tag", "label", "class")
 CONFIDENCE_KEYS = ("confidence", "score", "probability", "prob")
@@ -129,27 +130,28 @@ def _strict_values(text: str) -> list[Any]:
 def _lenient_values(text: str) -> list[Any]:
     """JSON values repaired by ``json-repair``, from complete entries only.
 
+    Only text that looks like JSON is repaired (an object opening with a key, a list opening
+    with an object or a string), so prose such as "a dog [see frame 1]" never becomes a tag.
     The text is cut after its last closing bracket, so a tag cut mid-entry by the token limit
     is left out rather than repaired into a half-named tag; a names-only list cut inside its
     last name keeps the names before it.
     """
-    starts = [m.start() for m in _TAGS_OBJECT.finditer(text)]
-    first = _OPENING.search(text)
-    if first is not None:
-        starts.insert(0, first.start())
-    regions = [piece for piece in _FENCE.findall(text) if piece.strip()]
-    regions += [text[start:] for start in dict.fromkeys(starts)]
     found: list[Any] = []
-    for region in regions:
-        closing = max(region.rfind("}"), region.rfind("]"))
-        if closing >= 0:
-            found.append(json_repair.loads(region[: closing + 1]))
-        comma = region.rfind(",")
-        if comma > closing:
-            value = json_repair.loads(region[:comma])
-            entries = _tag_list(value)
-            if entries and all(isinstance(entry, str) for entry in entries):
-                found.append(value)
+    for piece in [*_FENCE.findall(text), text]:
+        first = _JSONISH.search(piece)
+        starts = [first.start()] if first else []
+        starts += [m.start() for m in _TAGS_OBJECT.finditer(piece)]
+        for start in dict.fromkeys(starts):
+            region = piece[start:]
+            closing = max(region.rfind("}"), region.rfind("]"))
+            if closing >= 0:
+                found.append(json_repair.loads(region[: closing + 1]))
+            comma = region.rfind(",")
+            if comma > closing:
+                value = json_repair.loads(region[:comma])
+                entries = _tag_list(value)
+                if entries and all(isinstance(entry, str) for entry in entries):
+                    found.append(value)
     return found
 
 
