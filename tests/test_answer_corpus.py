@@ -9,7 +9,7 @@ import pytest
 import responses
 
 from ai_tagger.gateway.answer import MalformedAnswer, read_answer
-from ai_tagger.gateway.base import TagRequest
+from ai_tagger.gateway.base import GatewayError, TagRequest
 from ai_tagger.gateway.providers.openai import OpenAIProvider
 from ai_tagger.settings import Settings
 from tests.servers.model_server import ANSWERS_DIR, answer_case, answer_case_names
@@ -132,8 +132,6 @@ def test_reasoning_that_uses_up_max_tokens_is_asked_again_with_twice_as_many():
 
 @responses.activate
 def test_truncation_twice_fails_the_item_naming_the_token_setting():
-    from ai_tagger.gateway.base import GatewayError
-
     responses.post(f"{BASE}/chat/completions", json=completion(answer_case("reasoning_exhausted_empty_content")))
     with pytest.raises(GatewayError, match="maxAnswerTokens"):
         provider().describe(REQUEST)
@@ -166,6 +164,15 @@ def test_zero_based_frames_are_noted_once_per_run():
     first, second = shared.describe(request), shared.describe(request)
     assert first.candidates[0].frames == (1, 2)
     assert sum("from 0" in n.text for n in first.notes + second.notes) == 1
+
+
+@responses.activate
+def test_answer_only_in_the_reasoning_field_fails_naming_the_thinking_switch():
+    only_reasoning = {"content": "", "reasoning_field": "reasoning", "reasoning": '{"tags": ["Dog"]}'}
+    responses.post(f"{BASE}/chat/completions", json=completion(only_reasoning))
+    with pytest.raises(GatewayError, match="turn its thinking off"):
+        provider().describe(REQUEST)
+    assert len(responses.calls) == 2
 
 
 @responses.activate

@@ -121,6 +121,11 @@ class OpenAIProvider:
         try:
             return read_answer(completion.text, frame_count=request.frame_count)
         except MalformedAnswer as exc:
+            if not completion.cut and completion.reasoned and not completion.text.strip():
+                raise MalformedAnswer(
+                    "the model answered only in its reasoning field and left content empty: turn its thinking "
+                    "off on the server (README, Thinking switches)"
+                ) from None
             if not completion.cut:
                 raise
             spent = "on reasoning " if completion.reasoned or not completion.text.strip() else ""
