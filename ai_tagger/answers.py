@@ -19,6 +19,7 @@ from ai_tagger.errors import GatewayError, MediaError, StashError
 from ai_tagger.gateway.answer import MAX_ENUM
 from ai_tagger.gateway.base import Provider, TagAnswer, TagRequest
 from ai_tagger.gateway.prompt import PROMPT_VERSION, item_context
+from ai_tagger.log import Log
 from ai_tagger.media.grid import contact_sheet
 from ai_tagger.media.source import MediaOptions, pictures
 from ai_tagger.settings import STATUS_TAGS, Settings
@@ -35,6 +36,7 @@ class Answers:
         client: StashClient,
         settings: Settings,
         provider: Provider | None,
+        log: Log,
         ffmpeg: str,
         vocabulary: Vocabulary,
         cache: Cache | None,
@@ -42,6 +44,7 @@ class Answers:
         self.client = client
         self.settings = settings
         self.provider = provider
+        self.log = log
         self.cache = cache
         self.media = MediaOptions(
             ffmpeg=ffmpeg,
@@ -135,6 +138,8 @@ class Answers:
             raise GatewayError("no gateway in this mode")
         with self._gateway_slots:
             answer = self.provider.describe(request)
+        for note in answer.notes:
+            getattr(self.log, note.level)(f"{item.label}: {note.text}")
         if self.cache is not None and cache_key is not None and item.file is not None:
             self.cache.put(cache_key, item.file.fingerprint(), answer.candidates, frame_count, answer.usage)
         return dataclasses.replace(answer, frame_count=frame_count, key=cache_key, cached=False)

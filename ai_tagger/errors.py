@@ -81,4 +81,4 @@ class GatewayError(ItemError):
 
 
 class MalformedAnswer(GatewayError, ValueError):
-    """The model's text holds no valid ``{"tags": [...]}`` object."""
+    """The model's text holds no usable tag list."""

@@ -40,7 +40,13 @@ class Tagger:
     ) -> None:
         self.book = TagBook(client, vocabulary, parent_name=settings.created_tag_parent)
         self.answers = Answers(
-            client=client, settings=settings, provider=provider, ffmpeg=ffmpeg, vocabulary=vocabulary, cache=cache
+            client=client,
+            settings=settings,
+            provider=provider,
+            log=log,
+            ffmpeg=ffmpeg,
+            vocabulary=vocabulary,
+            cache=cache,
         )
         self.applier = Applier(
             client=client,
