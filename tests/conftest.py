@@ -3,6 +3,7 @@ run as Stash runs it (a subprocess fed the stdin JSON, from Stash's working dire
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,12 @@ __all__ = ["PLUGIN_ID", "REPO", "PluginRun", "configure", "gateway_settings", "r
 
 def run_plugin(
     stash: FakeStash, args: dict[str, Any], *, cwd: Path | None = None, connection: dict[str, Any] | None = None,
-    timeout: float = 120,
+    timeout: float = 120, python: str | Path = sys.executable, plugin_dir: Path = REPO,
 ) -> PluginRun:
     """Start the plugin exactly as Stash's manifest says: ``python {pluginDir}/ai_tagger``."""
     connection = connection or stash.server_connection()
-    return runner.run(connection, args, cwd=cwd or stash.server_connection()["Dir"], timeout=timeout)
+    cwd = cwd or stash.server_connection()["Dir"]
+    return runner.run(connection, args, cwd=cwd, timeout=timeout, python=python, plugin_dir=plugin_dir)
 
 
 @pytest.fixture

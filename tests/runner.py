@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGIN = REPO / "ai_tagger"
 
 
 @dataclass
@@ -64,10 +63,12 @@ def start(
     cwd: str | Path | None = None,
     stdout: int | IO[str] = subprocess.PIPE,
     stderr: int | IO[str] = subprocess.PIPE,
+    python: str | Path = sys.executable,
+    plugin_dir: Path = REPO,
 ) -> subprocess.Popen[str]:
     """Start the plugin with its stdin JSON written and closed; the caller waits or kills."""
     process = subprocess.Popen(
-        [sys.executable, str(PLUGIN)],
+        [str(python), str(plugin_dir / "ai_tagger")],
         stdin=subprocess.PIPE,
         stdout=stdout,
         stderr=stderr,
@@ -100,14 +101,17 @@ def run(
     timeout: float = 120,
     watch_rss: bool = False,
     on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+    python: str | Path = sys.executable,
+    plugin_dir: Path = REPO,
 ) -> PluginRun:
     """Run the plugin to the end; with ``watch_rss``, poll its ``VmHWM`` every 50 ms.
 
     ``on_start`` sees the process once started (a benchmark reads its memory at chosen moments).
+    ``python`` and ``plugin_dir`` stand for Stash's configured Python and the installed plugin folder.
     """
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, str(PLUGIN)],
+        [str(python), str(plugin_dir / "ai_tagger")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
