@@ -9,7 +9,6 @@ before it imports any of them. Standard library only: this runs when the package
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import shlex
@@ -79,6 +78,8 @@ def requirement_names(path: Path) -> list[str]:
 
 def missing(requirements: Iterable[Path] = (REQUIREMENTS,)) -> list[str]:
     """Listed packages with no installed distribution on ``sys.path`` (cheap: no import)."""
+    import importlib.metadata  # here, not at the top: the hook imports this module and must start fast
+
     absent = []
     for path in requirements:
         if not path.is_file():

@@ -48,7 +48,8 @@ def _provider(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) ->
     return str(settings.get("provider") or "").strip().lower()
 
 
-def _requirements(provider: str, log: Log) -> list[Path]:
+def requirements(provider: str, log: Log) -> list[Path]:
+    """The requirements files to install for this provider."""
     files = [deps.REQUIREMENTS]
     if provider == "local":
         if deps.LOCAL_REQUIREMENTS.is_file():
@@ -116,7 +117,7 @@ def install_deps(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log)
         )
         log.error(error)
         return None, error
-    files = _requirements(_provider(raw_input, overrides, log), log)
+    files = requirements(_provider(raw_input, overrides, log), log)
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)

@@ -7,13 +7,15 @@ The interpreters are real (a fresh virtualenv; a non-venv copy of the base inter
 
 from __future__ import annotations
 
+import io
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from ai_tagger import package
+from ai_tagger import deps, install, package
+from ai_tagger.log import Log
 from tests.conftest import PluginRun, run_plugin
 from tests.interpreters import bare_python, fresh_venv, index_unreachable
 
@@ -128,3 +130,16 @@ def test_zip_with_an_externally_managed_python_installs_its_dependencies_then_ta
     assert refused.returncode != 0 and "externally-managed-environment" in refused.stdout + refused.stderr
 
     install_then_tag(stash, python, plugin_dir, red_video)
+
+
+def test_provider_local_adds_requirements_local_when_the_plugin_ships_it(tmp_path, monkeypatch):
+    stream = io.StringIO()
+    local = tmp_path / "requirements-local.txt"
+    monkeypatch.setattr(deps, "LOCAL_REQUIREMENTS", local)
+
+    assert install.requirements("local", Log(stream)) == [deps.REQUIREMENTS]
+    assert "requirements-local.txt is not in the plugin folder" in stream.getvalue()
+
+    local.write_text("nudenet\n")
+    assert install.requirements("local", Log(stream)) == [deps.REQUIREMENTS, local]
+    assert install.requirements("openai", Log(stream)) == [deps.REQUIREMENTS]
