@@ -9,6 +9,7 @@ Stash's Docker image: pip ignores the marker inside a virtualenv, so only a non-
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -36,21 +37,28 @@ def fresh_venv(folder: Path) -> Path:
 
 
 def bare_python(prefix: Path, *, externally_managed: bool) -> Path:
-    """A non-venv interpreter at ``prefix`` sharing the base install's stdlib (symlinks) but with an
-    empty site-packages holding only pip; its python. Skips where the layout is not a POSIX one."""
+    """A non-venv interpreter at ``prefix`` sharing the base install's stdlib (symlinks) but with
+    its own site-packages holding only pip (this interpreter's, linked: Debian disables ensurepip
+    outside a venv); its python. Skips where the layout is not a POSIX one."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     stdlib = Path(sys.base_prefix) / "lib" / version
     executable = Path(getattr(sys, "_base_executable", None) or sys.executable).resolve()
-    if os.name != "posix" or not (stdlib / "os.py").is_file() or not executable.is_file():
-        pytest.skip(f"cannot copy this interpreter ({executable}, stdlib {stdlib}) into a bare prefix")
+    pip = importlib.util.find_spec("pip")
+    if os.name != "posix" or not (stdlib / "os.py").is_file() or not executable.is_file() or pip is None:
+        pytest.skip(f"cannot copy this interpreter ({executable}, stdlib {stdlib}, pip {pip}) into a bare prefix")
     (prefix / "bin").mkdir(parents=True)
-    (prefix / "lib" / version / "site-packages").mkdir(parents=True)
+    (prefix / "lib" / version).mkdir(parents=True)
     for entry in stdlib.iterdir():
         if entry.name not in ("site-packages", "dist-packages", "EXTERNALLY-MANAGED"):
             (prefix / "lib" / version / entry.name).symlink_to(entry)
     python = prefix / "bin" / "python3"
     shutil.copy2(executable, python)
-    _run(python, "-m", "ensurepip", "--default-pip")
+    code = "import site; print(site.getsitepackages()[0])"
+    where = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    site_packages = Path(where.stdout.strip())
+    assert where.returncode == 0 and site_packages.is_relative_to(prefix), where.stderr
+    site_packages.mkdir(parents=True)
+    (site_packages / "pip").symlink_to(Path(next(iter(pip.submodule_search_locations or []))))
     if externally_managed:
         (prefix / "lib" / version / "EXTERNALLY-MANAGED").write_text(PEP668_MARKER, encoding="utf-8")
     return python
