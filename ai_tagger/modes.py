@@ -41,5 +41,7 @@ TABLE: dict[str, Mode] = {
         Mode("reapply", BOTH, "journal", calls_provider=False, writes=True),
     )
 }
-MODES = tuple(TABLE)
+SETUP_MODES = ("install_deps",)
+"""Modes the entry point handles before any task runs (no Stash items, no settings)."""
+MODES = (*TABLE, *SETUP_MODES)
 DEFAULT = "tag_untagged"
