@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nprocessed {output.get('processed', 0)}, tagged {output.get('tagged', 0)}, "
             f"errored {output.get('errored', 0)}, gateway calls {output.get('gateway_calls', 0)}, "
-            f"tokens {output.get('tokens', {}).get('total', 0)}; error: {result['error']}"
+            f"tokens {output.get('tokens', {}).get('total', 0)}"
+            + (f"; error: {result['error']}" if result["error"] else "")
         )
         return done.returncode
 
