@@ -133,8 +133,6 @@ def _cli_input(args: argparse.Namespace, log: Log) -> tuple[dict[str, Any], dict
     api_key = args.api_key or os.environ.get("STASH_API_KEY")
     log.add_secret(api_key)
     log.add_url(args.stash_url)
-    for item in args.set:
-        log.add_secret(item.partition("=")[2])
     connection = {**stash_connection(args.stash_url), "ApiKey": api_key}
     task_args: dict[str, Any] = {"mode": args.mode}
     if args.limit is not None:

@@ -350,6 +350,11 @@ _PLAIN = {
     "less_than": "must be less than {lt}",
     "literal_error": "must be one of {expected}",
     "finite_number": "must be a finite number",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "list_type": "must be a list",
+    "missing": "is required",
 }
 
 
