@@ -7,6 +7,7 @@ before the first write.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -52,11 +53,11 @@ def parse_limit(value: Any) -> int | None:
     number: Any = value
     if isinstance(value, str):
         number = value.strip()
-        number = int(number) if number.isdigit() and len(number) <= 10 else None
+        number = int(number) if number.isascii() and number.isdigit() and len(number) <= 10 else None
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
     if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= MAX_LIMIT:
-        shown = value if isinstance(value, (int, float)) else repr(str(value)[:40])
+        shown = json.dumps(value if isinstance(value, (int, float)) else str(value)[:40])
         raise InputError(f"limit must be a whole number from 0 to {MAX_LIMIT} (got {shown})")
     return number
 
