@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 from ai_tagger.log import Log
 
@@ -51,17 +52,12 @@ def test_secrets_are_redacted_in_every_form_they_can_be_printed_in():
     log = Log(out)
     log.add_secret("sk-key-with\nX-Evil: 1")
     log.add_url("http://user:pass-word@gateway:4000/v1?key=query-secret")
-    log.error(f"bad header {'sk-key-with' + chr(10) + 'X-Evil: 1'!r}; {json_quoted()}; at http://other:pw12@host/")
+    quoted = json.dumps({"key": "sk-key-with\nX-Evil: 1"})
+    log.error(f"bad header {'sk-key-with' + chr(10) + 'X-Evil: 1'!r}; {quoted}; at http://other:pw12@host/")
     log.error("url http://user:pass-word@gateway:4000/v1?key=query-secret and key=query-secret")
     text = out.getvalue()
     for leaked in ("sk-key-with", "X-Evil", "pass-word", "query-secret", "pw12"):
         assert leaked not in text
-
-
-def json_quoted() -> str:
-    import json
-
-    return json.dumps({"key": "sk-key-with\nX-Evil: 1"})
 
 
 def test_answer_data_is_redacted_like_log_lines():
