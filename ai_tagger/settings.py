@@ -266,7 +266,7 @@ class Settings(BaseModel):
     @field_validator("max_answer_tokens", mode="before")
     @classmethod
     def _zero_is_auto(cls, value: Any) -> Any:
-        return None if value in (0, "0") else value
+        return None if value in (0, "0") and not isinstance(value, bool) else value
 
     @field_validator("frame_layout", "image_detail", mode="before")
     @classmethod
