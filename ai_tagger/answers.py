@@ -44,6 +44,7 @@ class Answers:
         self.client = client
         self.settings = settings
         self.provider = provider
+        self.vocabulary = vocabulary
         self.log = log
         self.cache = cache
         self.media = MediaOptions(
@@ -62,9 +63,18 @@ class Answers:
         self._locks_guard = threading.Lock()
         self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
 
+    @property
+    def parent_missing(self) -> bool:
+        """``vocabularyParent`` names no tag, so the prompt fell back to the most-used tags."""
+        parent = self.settings.vocabulary_parent
+        return bool(parent) and self.vocabulary.branch_root(str(parent)) is None
+
     def describe_vocabulary(self) -> str:
         parent = self.settings.vocabulary_parent
-        scope = f"descendants of {parent!r}" if parent else "most used"
+        if self.parent_missing:
+            scope = f"most used: vocabularyParent {parent!r} names no tag, so the vocabulary fell back to all tags"
+        else:
+            scope = f"descendants of {parent!r}" if parent else "most used"
         closed = ", as a closed list (JSON-schema enum)" if self.allowed else ""
         return f"sending {len(self.hint)} tag name(s) to the model ({scope}{closed})"
 

@@ -41,7 +41,8 @@ class Applier:
         result = ItemResult(
             kind, item_id, "preview", decision, usage=answer.usage, calls=answer.calls, cached=answer.cached
         )
-        note = f"{label}: {', '.join(v.label for v in decision.applied) or 'no tag passed'}"
+        verb = "would tag " if self.dry_run else ""
+        note = f"{label}: {verb}{', '.join(v.label for v in decision.applied) or 'no tag passed'}"
         if decision.review:
             note += f"; for review: {', '.join(v.label for v in decision.review)}"
         if answer.usage.total_tokens:

@@ -13,6 +13,9 @@ Hierarchy::
     │   ├── RulesError              the rules file is missing or malformed (names file and line)
     │   ├── StashError              Stash unreachable, refused our credentials, rejected a request
     │   ├── GatewayFatal            the gateway refused us: unreachable, key refused, unknown model
+    │   ├── UsageError              the command line or the stdin input cannot be used
+    │   ├── InputError              a task argument cannot be used (limit, dataDir)
+    │   ├── RunBusy                 another live run holds the library; this one changed nothing
     │   └── HookError               a hook could not ask Stash (logged; the scan goes on)
     └── ItemError                   this item only
         ├── MediaError              a corrupt, missing or unreadable file
@@ -23,9 +26,10 @@ A run that stops early for a reason that is not a failure (the token budget is s
 an exception: it is the run summary's ``stopped`` state (:mod:`ai_tagger.report`).
 
 Each class is re-exported from the module that raised it before this tree existed
-(``ai_tagger.settings.SettingsError``, ``ai_tagger.gateway.base.GatewayFatal``...), so those
-imports keep working. ``SettingsError``, ``RulesError`` and ``MalformedAnswer`` stay
-``ValueError`` too, as they always were.
+(``ai_tagger.settings.SettingsError``, ``ai_tagger.gateway.base.GatewayFatal``,
+``ai_tagger.entry.UsageError``, ``ai_tagger.runlock.RunBusy``...), so those
+imports keep working. ``SettingsError``, ``RulesError``, ``UsageError``, ``InputError`` and
+``MalformedAnswer`` stay ``ValueError`` too (``RunBusy`` a ``RuntimeError``), as they always were.
 
 This module imports nothing: the hook path (standard library only) can use it.
 """
@@ -62,6 +66,18 @@ class StashError(RunError):
 
 class GatewayFatal(RunError):
     """The gateway cannot work at all (unreachable, key refused, unknown model): stop the run."""
+
+
+class UsageError(RunError, ValueError):
+    """A command-line argument or the stdin input cannot be used; one line per problem."""
+
+
+class InputError(RunError, ValueError):
+    """The input (Stash's stdin or the command line) cannot be used; the message names the field."""
+
+
+class RunBusy(RunError, RuntimeError):
+    """Another live run holds the library; this run changed nothing."""
 
 
 class HookError(RunError):

@@ -106,7 +106,8 @@ def run(
         rules=rules,
         cache=cache,
     )
-    log.info(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
+    say = log.warning if tagger.parent_missing else log.info
+    say(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
     work = work_for(table, client=client, tagger=tagger, cache=cache)
     summary = RunSummary(mode=mode, total=work.available, untagged=work.available)
     if limit is None and table.samples and settings.preview_items:
@@ -120,9 +121,10 @@ def run(
     if summary.stopped:
         return summary
     log.progress(1.0)
+    tagged, applied = ("tagged", "applied") if table.writes else ("would tag", "would be applied")
     log.info(
-        f"{mode}: done, {summary.processed} item(s), {summary.tagged} tagged, {summary.review} for review, "
-        f"{summary.errored} errored, {summary.tags_applied} tag(s) applied, {summary.gateway_calls} gateway "
+        f"{mode}: done, {summary.processed} item(s), {tagged} {summary.tagged}, {summary.review} for review, "
+        f"{summary.errored} errored, {summary.tags_applied} tag(s) {applied}, {summary.gateway_calls} gateway "
         f"call(s), {summary.cache_hits} cached, {summary.usage.total_tokens} tokens"
     )
     return summary

@@ -57,6 +57,10 @@ class Tagger:
             dry_run=dry_run,
         )
 
+    @property
+    def parent_missing(self) -> bool:
+        return self.answers.parent_missing
+
     def describe_vocabulary(self) -> str:
         return self.answers.describe_vocabulary()
 
