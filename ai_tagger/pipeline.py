@@ -110,7 +110,7 @@ def run(
     if limit is not None:
         work = itertools.islice(work, limit)
         summary.total = min(summary.total, limit)
-    log.info(f"{mode}: {summary.total} item(s) to process with {settings.model} at {settings.gateway_url}")
+    log.info(f"{mode}: {summary.total} item(s) to process with {settings.describe_model()}")
     workers = settings.concurrency + (os.cpu_count() or 1)
     started = time.monotonic()
     failures_in_a_row = 0

@@ -28,13 +28,19 @@ class GatewayFatal(GatewayError):
 
 
 class Candidate(BaseModel):
-    """One tag the model proposes for an item."""
+    """One tag the model proposes for an item.
+
+    ``opt_in`` marks a name the provider reports only when the rules file's ``allow`` list
+    names it (the local model's covered-body-part classes); it travels through the cache, so
+    re-applying later decides it the same way.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     name: str = Field(min_length=1, max_length=200)
     confidence: float = Field(ge=0, le=1)
     frames: tuple[int, ...] = ()
+    opt_in: bool = False
 
     @field_validator("name")
     @classmethod
