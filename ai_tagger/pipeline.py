@@ -147,7 +147,7 @@ def run(
     log.progress(1.0)
     log.info(
         f"{mode}: done, {summary.processed} item(s), {summary.tagged} tagged, {summary.review} for review, "
-        f"{summary.errored} errored, {summary.tags_applied} tag(s) applied, {summary.gateway_calls} gateway "
+        f"{summary.errored} errored, {summary.tags_applied} tag(s) applied, {summary.gateway_calls} model "
         f"call(s), {summary.cache_hits} cached, {summary.usage.total_tokens} tokens"
     )
     return summary
