@@ -124,7 +124,7 @@ class Detector:
 
     Decoding and pre-processing run in the caller's thread; the inference itself runs one batch
     at a time on all of :func:`cpu_threads`, so concurrent items queue instead of fighting for
-    the cores.
+    the cores, and idle inference threads sleep rather than spin while ffmpeg extracts frames.
     """
 
     def __init__(self, session: Any, nudenet: Any, numpy: Any, cv2: Any) -> None:
@@ -155,6 +155,8 @@ class Detector:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        # Idle worker threads sleep instead of spinning: ffmpeg and Stash share these cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model = Path(nudenet.__file__).with_name("320n.onnx")
         try:
             session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
