@@ -19,7 +19,7 @@ class LocalProvider:
     name: ClassVar[str] = "local"
 
     def __init__(self, settings: Settings) -> None:
-        self.model = settings.model
+        """``settings.model`` is already checked to be one of the detector's models."""
         self.detector: Detector | None = None
 
     def preflight(self) -> None:
