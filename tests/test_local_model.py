@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import responses
 from PIL import Image
 
 from ai_tagger.cache import Cache
 from ai_tagger.decide.decision import CREATE, NOT_ALLOWED, Policy, decide
 from ai_tagger.decide.rules import Rules, load_rules
 from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.gateway.base import Candidate, Usage
+from ai_tagger.gateway.base import Candidate, TagRequest, Usage
 from ai_tagger.local import detector
 from ai_tagger.local.detector import FLOOR, Label, aggregate, tag_name
 from ai_tagger.settings import LOCAL_MODELS, Settings, SettingsError
@@ -292,3 +293,19 @@ def test_bad_input_tags_or_marks_only_that_item(local_stash, tmp_path):
     errors = {item["id"]: item["error"] for item in run.output["items"] if item["status"] == "errored"}
     assert set(errors) == {ids["zero-byte"], ids["corrupt"]}
     assert all("cannot read image" in reason for reason in errors.values())
+
+
+@responses.activate
+def test_labels_contract_carries_the_opt_in_mark():
+    """A sidecar serving this detector over ``labels`` keeps covered classes opt-in."""
+    from ai_tagger.gateway.providers.labels import LabelsProvider
+
+    body = {"labels": [{"name": "Covered Feet", "score": 0.8, "frames": [1], "opt_in": True},
+                       {"name": "Bare Feet", "score": 0.7}]}  # fmt: skip
+    responses.post("http://sidecar:8000/labels", json=body)
+    provider = LabelsProvider(Settings.from_stash({"provider": "labels", "gatewayUrl": "http://sidecar:8000",
+                                                   "model": "nudenet-320n"}))  # fmt: skip
+
+    answer = provider.describe(TagRequest(kind="image", pictures=[b"\xff\xd8"]))
+
+    assert [(c.name, c.opt_in) for c in answer.candidates] == [("Covered Feet", True), ("Bare Feet", False)]
