@@ -21,8 +21,10 @@ MODEL_NAME = "nudenet-320n"
 MODELS = (MODEL_NAME,)
 INPUT_SIZE = 320
 BATCH = 16
+PRE_FLOOR = 0.2
 FLOOR = 0.25
 """NudeNet keeps boxes scoring at least this (its non-maximum suppression threshold)."""
+NMS_OVERLAP = 0.45
 
 NAMES: Mapping[str, str] = {
     "FACE_FEMALE": "Female Face",
@@ -131,6 +133,7 @@ class Detector:
         self._session = session
         self._input = session.get_inputs()[0].name
         self._nudenet = nudenet
+        self._labels: list[str] = list(getattr(nudenet, "__labels"))
         self._np = numpy
         self._cv2 = cv2
         self._lock = threading.Lock()
@@ -148,7 +151,7 @@ class Detector:
                 f"the local model needs nudenet and onnxruntime, which this Python cannot import ({exc}); "
                 f"install them with: {install_command()}"
             ) from None
-        if not all(hasattr(nudenet, f) for f in ("_read_image", "_postprocess")):
+        if not all(hasattr(nudenet, f) for f in ("_read_image", "__labels")):
             raise DetectorUnavailable(f"this nudenet version is not supported; install with: {install_command()}")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or cpu_threads()
@@ -173,9 +176,32 @@ class Detector:
         return blob, tuple(meta)
 
     def _postprocess(self, output: Any, meta: tuple[Any, ...]) -> list[dict[str, Any]]:
-        x_ratio, y_ratio, x_pad, y_pad, width, height = meta
-        size = INPUT_SIZE
-        return list(self._nudenet._postprocess([output], x_pad, y_pad, x_ratio, y_ratio, width, height, size, size))
+        """NudeNet's ``_postprocess`` for one picture's output, with numpy instead of a Python loop.
+
+        Same arithmetic in the same order, so the same boxes and scores (a test compares them);
+        NudeNet's loop over all 2,100 candidate boxes took 15 % of the detector's time.
+        """
+        np = self._np
+        _, _, x_pad, y_pad, width, height = meta
+        rows = np.transpose(np.squeeze(output, 0))
+        scores = rows[:, 4:]
+        best = np.amax(scores, axis=1)
+        keep = best >= PRE_FLOOR
+        if not keep.any():
+            return []
+        rows, best, class_ids = rows[keep], best[keep], np.argmax(scores[keep], axis=1)
+        x, y, w, h = (rows[:, i] for i in range(4))
+        x, y = x - w / 2, y - h / 2
+        x, w = x * (width + x_pad) / INPUT_SIZE, w * (width + x_pad) / INPUT_SIZE
+        y, h = y * (height + y_pad) / INPUT_SIZE, h * (height + y_pad) / INPUT_SIZE
+        x, y = np.clip(x, 0, width), np.clip(y, 0, height)
+        w, h = np.minimum(w, width - x), np.minimum(h, height - y)
+        boxes = np.stack([x, y, w, h], axis=1)
+        kept = self._cv2.dnn.NMSBoxes(boxes.tolist(), best.tolist(), FLOOR, NMS_OVERLAP)
+        return [
+            {"class": self._labels[class_ids[i]], "score": float(best[i]), "box": [int(v) for v in boxes[i]]}
+            for i in kept
+        ]
 
     def detect(self, pictures: Sequence[bytes]) -> list[list[dict[str, Any]]]:
         """NudeNet's detections for each picture (encoded JPEG/PNG bytes), in order."""
