@@ -109,17 +109,26 @@ def _plugin_rate(videos: list[Path], scenes: int) -> dict[str, Any]:
             "scenes_with_a_face": faces}  # fmt: skip
 
 
-def measure(*, scenes: int, media_dir: Path, repeats: int = 20) -> dict[str, Any]:
-    """Every figure of this benchmark as plain numbers (rates in scenes/s unless named otherwise)."""
+def measure(*, scenes: int, media_dir: Path, repeats: int = 20, rounds: int = 1) -> dict[str, Any]:
+    """Every figure of this benchmark as plain numbers (rates in scenes/s unless named otherwise).
+
+    With ``rounds`` > 1 every figure is measured that often, interleaved, and the best kept: on
+    a shared machine other jobs only ever slow a measurement down.
+    """
     from ai_tagger.media.frames import extract_frames
 
     ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
     videos = _videos(media_dir / "local-model")
     frames = extract_frames(str(videos[0]), duration=SECONDS, count=FRAMES, ffmpeg=ffmpeg, max_side=MAX_SIDE)
-    pictures_per_s, load_s = _detector_rate(frames, repeats)
+    samples: dict[str, list[Any]] = {"detector": [], "extraction": [], "plugin": []}
+    for _ in range(rounds):
+        samples["detector"].append(_detector_rate(frames, repeats))
+        samples["extraction"].append(_extraction_rate([videos[i % len(videos)] for i in range(scenes)], ffmpeg))
+        samples["plugin"].append(_plugin_rate(videos, scenes))
+    pictures_per_s, load_s = max(samples["detector"])
     detector = pictures_per_s / FRAMES
-    extraction = _extraction_rate([videos[i % len(videos)] for i in range(scenes)], ffmpeg)
-    plugin = _plugin_rate(videos, scenes)
+    extraction = max(samples["extraction"])
+    plugin = max(samples["plugin"], key=lambda run: run["scenes_per_s"])
     slower = min(detector, extraction)
     shared = 1 / (1 / detector + 1 / extraction)
     return {
@@ -136,7 +145,11 @@ def measure(*, scenes: int, media_dir: Path, repeats: int = 20) -> dict[str, Any
         "ratio_to_slower_bound": plugin["scenes_per_s"] / slower,
         "ratio_to_shared_cpu_bound": plugin["scenes_per_s"] / shared,
         "plugin": plugin,
-    }
+        "rounds": rounds,
+        "samples": {"detector_pictures_per_s": [d for d, _ in samples["detector"]],
+                    "extraction_bound": samples["extraction"],
+                    "end_to_end": [run["scenes_per_s"] for run in samples["plugin"]]},
+    }  # fmt: skip
 
 
 def run(ctx: Any) -> Any:
@@ -144,7 +157,8 @@ def run(ctx: Any) -> Any:
     from benchmarks.run import Result
 
     res = Result("local")
-    m = measure(scenes=12 if ctx.quick else 60, media_dir=ctx.media, repeats=5 if ctx.quick else 20)
+    m = measure(scenes=12 if ctx.quick else 60, media_dir=ctx.media, repeats=5 if ctx.quick else 20,
+                rounds=1 if ctx.quick else 3)  # fmt: skip
     res.add(f"detector alone: pictures/s (batch of {FRAMES} frames)", round(m["detector_pictures_per_s"], 1),
             "pictures/s")  # fmt: skip
     res.add("detector bound", round(m["detector_bound"], 2), "scenes/s")
@@ -156,16 +170,18 @@ def run(ctx: Any) -> Any:
     res.add("model load", round(m["model_load_s"], 2), "s")
     res.details = m
     res.notes.append("end-to-end = scenes / (wall - wall of a run with nothing to do); both stages share the "
-                     "CPU, so the shared-CPU bound is what they can reach together.")  # fmt: skip
+                     "CPU, so the shared-CPU bound is what they can reach together; each figure is the best of "
+                     f"{m['rounds']} interleaved round(s).")  # fmt: skip
     return res
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3, help="measure each figure this often, keep the best")
     parser.add_argument("--media", type=Path, default=REPO / "benchmarks" / "results" / "media")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(scenes=args.scenes, media_dir=args.media), indent=2))
+    print(json.dumps(measure(scenes=args.scenes, media_dir=args.media, rounds=args.rounds), indent=2))
     return 0
 
 

@@ -22,7 +22,7 @@ def test_local_benchmark_measures_every_figure_at_a_tiny_size(tmp_path, monkeypa
 def test_local_benchmark_plugs_into_benchmarks_run(monkeypatch, tmp_path):
     from benchmarks.run import BENCHMARKS, Result
 
-    monkeypatch.setattr(local_model, "measure", lambda **_: {k: 1.0 for k in _FIGURES})
+    monkeypatch.setattr(local_model, "measure", lambda **_: {k: 1.0 for k in _FIGURES} | {"rounds": 1})
     result = BENCHMARKS["local"](SimpleNamespace(quick=True, media=tmp_path))
 
     assert isinstance(result, Result) and result.figures and result.error is None
