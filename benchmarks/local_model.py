@@ -61,7 +61,7 @@ def _videos(folder: Path) -> list[Path]:
 
 
 def _detector_rate(frames: list[bytes], repeats: int) -> tuple[float, float]:
-    """(pictures/s, model load seconds) of one scene's frames as one batch, after a warm-up."""
+    """(pictures/s, seconds to import and load the model) of one scene's frames as one batch, after a warm-up."""
     from ai_tagger.local.detector import Detector
 
     started = time.perf_counter()
@@ -125,7 +125,8 @@ def measure(*, scenes: int, media_dir: Path, repeats: int = 20, rounds: int = 1)
         samples["detector"].append(_detector_rate(frames, repeats))
         samples["extraction"].append(_extraction_rate([videos[i % len(videos)] for i in range(scenes)], ffmpeg))
         samples["plugin"].append(_plugin_rate(videos, scenes))
-    pictures_per_s, load_s = max(samples["detector"])
+    pictures_per_s = max(rate for rate, _ in samples["detector"])
+    load_s = samples["detector"][0][1]  # the first round's: imports included, as in a run
     detector = pictures_per_s / FRAMES
     extraction = max(samples["extraction"])
     plugin = max(samples["plugin"], key=lambda run: run["scenes_per_s"])
@@ -167,7 +168,7 @@ def run(ctx: Any) -> Any:
     ok = m["ratio_to_slower_bound"] >= TARGET
     res.add("end-to-end / slower bound", round(m["ratio_to_slower_bound"] * 100), "%", ">= 80 %", ok)
     res.add("end-to-end / shared-CPU bound 1/(1/a+1/b)", round(m["ratio_to_shared_cpu_bound"] * 100), "%")
-    res.add("model load", round(m["model_load_s"], 2), "s")
+    res.add("model import + load (first round)", round(m["model_load_s"], 2), "s")
     res.details = m
     res.notes.append("end-to-end = scenes / (wall - wall of a run with nothing to do); both stages share the "
                      "CPU, so the shared-CPU bound is what they can reach together; each figure is the best of "
