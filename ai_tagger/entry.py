@@ -4,7 +4,9 @@ Stash: JSON on stdin, log protocol on stderr, exactly one ``{"output", "error"}`
 stdout. Shell (cron-friendly): ``python -m ai_tagger --stash-url URL --api-key KEY --mode MODE``;
 same run, readable logs, same JSON result, exit code 1 on failure.
 
-Imports here stay light: a hook run must not pay for the task pipeline's modules.
+Imports here stay light: a hook run must not pay for the task pipeline's modules, and nothing
+outside the standard library is imported before the plugin's own package folder is on ``sys.path``
+(``deps``) and known to hold what the task needs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from ai_tagger import MODES, hooks
+from ai_tagger import MODES, deps, hooks
 from ai_tagger.log import Log
 
 
@@ -25,6 +27,11 @@ def _result(stdout: TextIO, output: Any, error: str | None) -> int:
     stdout.write(json.dumps({"output": output, "error": error}, default=str) + "\n")
     stdout.flush()
     return 0 if error is None else 1
+
+
+def _failed(stdout: TextIO, log: Log, error: str) -> int:
+    log.error(error)
+    return _result(stdout, None, error)
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -91,13 +98,25 @@ def main(stdin: TextIO, stdout: TextIO, stderr: TextIO, argv: Sequence[str] | No
         except Exception as exc:  # noqa: BLE001 - a hook must never fail the scan that runs it
             log.warning(f"hook failed: {type(exc).__name__}: {exc}")
             return _result(stdout, {"queued": False}, None)
+    folder = deps.deps_dir(raw_input)
+    stale = deps.activate(folder)
+    if args.get("mode") == "install_deps":
+        from ai_tagger.install import install_deps
+
+        return _result(stdout, *install_deps(raw_input, overrides, log))
+    absent = deps.missing()
+    if absent:
+        return _failed(stdout, log, deps.missing_message(absent, folder, stale))
+    if stale:
+        log.warning(f'{stale}; using the packages found elsewhere: run "{deps.TASK_NAME}" again')
     try:
         from ai_tagger.tasks import run_task
 
         output, error = run_task(raw_input, overrides, log)
     except Exception as exc:  # noqa: BLE001 - last resort: Stash must always get one JSON result
-        log.error(f"unexpected failure: {type(exc).__name__}: {exc}")
-        return _result(stdout, None, f"unexpected failure: {type(exc).__name__}: {exc}")
+        if isinstance(exc, ImportError) and not (exc.name or "ai_tagger").startswith("ai_tagger"):
+            return _failed(stdout, log, deps.missing_message([exc.name or "?"], folder, str(exc)))
+        return _failed(stdout, log, f"unexpected failure: {type(exc).__name__}: {exc}")
     return _result(stdout, output, error)
 
 

@@ -60,6 +60,12 @@ def _graphql(connection: dict[str, Any], document: str, variables: dict[str, Any
     return answer.get("data") or {}
 
 
+def plugin_settings(connection: dict[str, Any]) -> dict[str, Any]:
+    """This plugin's settings map as Stash stores it, read with the standard library only."""
+    data = _graphql(connection, queries.CONFIGURATION, {"include": [PLUGIN_ID]})
+    return ((data.get("configuration") or {}).get("plugins") or {}).get(PLUGIN_ID) or {}
+
+
 def _is_ours(job: dict[str, Any]) -> bool:
     description = str(job.get("description") or "")
     return JOB_DESCRIPTION in description or TASK_NAME in description
@@ -81,8 +87,7 @@ def on_create(raw_input: dict[str, Any], log: Log) -> dict[str, Any]:
     hook_type = str((raw_input.get("args") or {}).get("hookContext", {}).get("type") or "hook")
     connection = raw_input.get("server_connection") or {}
     try:
-        data = _graphql(connection, queries.CONFIGURATION, {"include": [PLUGIN_ID]})
-        settings = ((data.get("configuration") or {}).get("plugins") or {}).get(PLUGIN_ID) or {}
+        settings = plugin_settings(connection)
         if _enabled(settings.get("disableAutoTag")):
             log.debug(f"{hook_type}: automatic tagging is disabled")
             return {"hook": hook_type, "queued": False, "reason": "disableAutoTag is on"}

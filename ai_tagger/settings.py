@@ -8,12 +8,13 @@ negation (``disableAutoTag``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from ai_tagger.deps import data_dir  # noqa: F401 - kept importable from here; it lives in the stdlib-only module
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
@@ -375,14 +376,6 @@ def manifest_settings() -> dict[str, str]:
 
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
-
-
-def data_dir(stash_dir: str | None) -> Path:
-    """Where the plugin keeps its cache: under Stash's config folder, which survives plugin
-    updates (Stash's package manager replaces the plugin folder), else the user's cache folder."""
-    if stash_dir:
-        return Path(stash_dir) / "plugin_data" / "ai_tagger"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai_tagger"
 
 
 def rules_path(rules_file: str, plugin_dir: str | None) -> Path:

@@ -17,6 +17,7 @@ from ai_tagger.gateway.base import GatewayFatal, create_provider
 from ai_tagger.log import Log
 from ai_tagger.pipeline import RunStopped, run
 from ai_tagger.settings import Settings, SettingsError, data_dir, rules_path
+from ai_tagger.stash import versions
 from ai_tagger.stash.client import StashClient, StashError
 from ai_tagger.stash.models import PluginInput
 
@@ -34,8 +35,13 @@ def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> 
     client = StashClient(connection)
     cache: Cache | None = None
     try:
+        stash_version = client.version()
+        log.debug(f"Stash {stash_version} at {client.base_url}")
+        too_old = versions.check(stash_version, log)
+        if too_old:
+            log.error(too_old)
+            return None, too_old
         raw_settings, ffmpeg_path = client.plugin_settings()
-        log.debug(f"Stash {client.version()} at {client.base_url}")
         settings = Settings.from_stash({**raw_settings, **overrides})
         if settings.api_key:
             log.add_secret(settings.api_key.get_secret_value())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ai_tagger.deps import TASK_NAME
 from ai_tagger.gateway.base import Candidate, GatewayError, GatewayFatal, TagAnswer, TagRequest, register
 from ai_tagger.local.detector import Detector, DetectorUnavailable, PictureError, aggregate
 from ai_tagger.settings import Settings
@@ -26,7 +27,10 @@ class LocalProvider:
         try:
             self.detector = Detector.load()
         except DetectorUnavailable as exc:
-            raise GatewayFatal(str(exc)) from None
+            raise GatewayFatal(
+                f'{exc}; or run the task "{TASK_NAME}" (Settings > Tasks > Plugin Tasks > AI Tagger), which '
+                "installs them into the plugin's own folder when provider is local"
+            ) from None
 
     def describe(self, request: TagRequest) -> TagAnswer:
         if self.detector is None:
