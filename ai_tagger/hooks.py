@@ -18,7 +18,7 @@ from typing import Any
 
 from ai_tagger import PLUGIN_ID
 from ai_tagger.log import Log
-from ai_tagger.stash import queries
+from ai_tagger.stash import endpoint, queries
 
 TASK_NAME = "Tag untagged scenes and images"
 JOB_DESCRIPTION = "AI Tagger: tag new scenes and images"
@@ -31,10 +31,7 @@ class HookError(Exception):
 
 
 def _endpoint(connection: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    host = str(connection.get("Host") or "localhost")
-    if host in ("0.0.0.0", "::", ""):
-        host = "localhost"
-    url = f"{connection.get('Scheme') or 'http'}://{host}:{connection.get('Port') or 9999}/graphql"
+    url = f"{endpoint.base_url(connection)}/graphql"
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     cookie = connection.get("SessionCookie") or {}
     if cookie.get("Value"):
@@ -53,8 +50,8 @@ def _graphql(connection: dict[str, Any], document: str, variables: dict[str, Any
             answer = json.load(response)
     except urllib.error.HTTPError as exc:
         raise HookError(f"Stash answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise HookError(f"cannot reach Stash: {type(exc).__name__}") from None
+    except (urllib.error.URLError, OSError, ValueError):
+        raise HookError(f"cannot reach Stash at {url}") from None
     if answer.get("errors"):
         raise HookError("Stash rejected the request: " + "; ".join(str(e.get("message")) for e in answer["errors"]))
     return answer.get("data") or {}

@@ -108,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             said = scores.get((kind, item_id), "")
             was = before[(kind, item_id)]
             print(f"{kind + ' ' + item_id:<10} {description:<{width}}  {was:<20} {after:<40} {said}")
+        tagged = "would tag" if args.mode == "preview" else "tagged"
         print(
-            f"\nprocessed {output.get('processed', 0)}, tagged {output.get('tagged', 0)}, "
+            f"\nprocessed {output.get('processed', 0)}, {tagged} {output.get('tagged', 0)}, "
             f"errored {output.get('errored', 0)}, model calls {output.get('gateway_calls', 0)}, "
-            f"tokens {output.get('tokens', {}).get('total', 0)}; error: {result['error']}"
+            f"tokens {output.get('tokens', {}).get('total', 0)}"
+            + (f"; error: {result['error']}" if result["error"] else "")
         )
         return done.returncode
 
