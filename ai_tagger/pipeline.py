@@ -115,7 +115,7 @@ def run(
     if limit is not None:
         work.items = itertools.islice(work.items, limit)
         summary.total = min(summary.total, limit)
-    log.info(f"{mode}: {summary.total} item(s) to process with {settings.model} at {settings.gateway_url}")
+    log.info(f"{mode}: {summary.total} item(s) to process with {settings.describe_model()}")
     drive(work, summary, settings=settings, log=log)
     summary.created_tags = list(tagger.book.created)
     if summary.stopped:
@@ -124,7 +124,7 @@ def run(
     tagged, applied = ("tagged", "applied") if table.writes else ("would tag", "would be applied")
     log.info(
         f"{mode}: done, {summary.processed} item(s), {tagged} {summary.tagged}, {summary.review} for review, "
-        f"{summary.errored} errored, {summary.tags_applied} tag(s) {applied}, {summary.gateway_calls} gateway "
+        f"{summary.errored} errored, {summary.tags_applied} tag(s) {applied}, {summary.gateway_calls} model "
         f"call(s), {summary.cache_hits} cached, {summary.usage.total_tokens} tokens"
     )
     return summary

@@ -67,8 +67,7 @@ class RetryingSession:
     @classmethod
     def for_gateway(cls, config: GatewayConfig | Settings) -> RetryingSession:
         """The session every provider uses: JSON, the configured key and auth scheme, the timeout."""
-        if not isinstance(config, GatewayConfig):
-            config = GatewayConfig.from_settings(config)
+        config = GatewayConfig.of(config)
         config.require()
         return cls(headers={"Content-Type": "application/json", **config.auth_headers()}, timeout=config.timeout)
 

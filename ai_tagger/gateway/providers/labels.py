@@ -3,7 +3,8 @@
     POST {gatewayUrl}/labels   {"model": "<model>", "images": ["<base64 JPEG>", ...]}
     200                        {"labels": [{"name": "Dog", "score": 0.91, "frames": [1, 3]}, ...]}
 
-``score`` is 0..1; ``frames`` (optional) lists the 1-based images showing the label. A server
+``score`` is 0..1; ``frames`` (optional) lists the 1-based images showing the label; ``opt_in``
+(optional) marks a label applied only when the rules' allow list names it. A server
 may offer ``GET {gatewayUrl}/models`` (OpenAI list shape) for the preflight check. The key, if
 any, is sent as ``Authorization: <authScheme> <apiKey>``.
 """
@@ -11,12 +12,15 @@ any, is sent as ``Authorization: <authScheme> <apiKey>``.
 from __future__ import annotations
 
 import base64
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ai_tagger.gateway.base import Candidate, GatewayConfig, GatewayError, TagAnswer, TagRequest, register
 from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
+
+if TYPE_CHECKING:
+    from ai_tagger.settings import Settings
 
 
 class Label(BaseModel):
@@ -25,6 +29,7 @@ class Label(BaseModel):
     name: str
     score: float
     frames: list[int] = Field(default_factory=list)
+    opt_in: bool = False
 
 
 class LabelsAnswer(BaseModel):
@@ -37,7 +42,8 @@ class LabelsAnswer(BaseModel):
 class LabelsProvider:
     name: ClassVar[str] = "labels"
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig | Settings) -> None:
+        config = GatewayConfig.of(config)
         self.http = RetryingSession.for_gateway(config)
         self.base_url = str(config.url)
         self.model = str(config.model)
@@ -57,7 +63,9 @@ class LabelsProvider:
         candidates = []
         for label in answer.labels:
             try:
-                candidates.append(Candidate(name=label.name, confidence=label.score, frames=tuple(label.frames)))
+                candidates.append(
+                    Candidate(name=label.name, confidence=label.score, frames=tuple(label.frames), opt_in=label.opt_in)
+                )
             except ValidationError:
                 continue
         return TagAnswer(candidates)

@@ -14,12 +14,15 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ai_tagger.gateway.answer import MalformedAnswer, Reading, answer_schema, read_answer
 from ai_tagger.gateway.base import GatewayConfig, GatewayError, Note, TagAnswer, TagRequest, Usage, register
 from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
 from ai_tagger.gateway.prompt import SYSTEM_PROMPT, user_text
+
+if TYPE_CHECKING:
+    from ai_tagger.settings import Settings
 
 
 def _data_uri(picture: bytes) -> str:
@@ -52,7 +55,8 @@ def _content(message: dict[str, Any]) -> str:
 class OpenAIProvider:
     name: ClassVar[str] = "openai"
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig | Settings) -> None:
+        config = GatewayConfig.of(config)
         self.http = RetryingSession.for_gateway(config)
         self.base_url = str(config.url)
         self.model = str(config.model)
