@@ -26,6 +26,7 @@ from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import RunError, SettingsError, StashError
 from ai_tagger.gateway.base import Provider
+from ai_tagger.journal import Journal
 from ai_tagger.log import Log
 from ai_tagger.modes import TABLE, Mode
 from ai_tagger.report import ItemResult, RunSummary
@@ -45,10 +46,10 @@ class Work:
     process: Callable[[Any], ItemResult]
 
 
-def work_for(mode: Mode, *, client: StashClient, tagger: Tagger, cache: Cache | None) -> Work:
+def work_for(mode: Mode, *, client: StashClient, tagger: Tagger, cache: Cache | None, settings: Settings) -> Work:
     """The items the mode reads, from Stash's untagged items or from the journal."""
     if mode.source == "journal":
-        if cache is None:
+        if cache is None or settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
         return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
     available = sum(client.count_untagged(kind) for kind in mode.kinds)
@@ -86,15 +87,61 @@ def run(
     rules: Rules,
     cache: Cache | None,
     limit: int | None = None,
+    journal: Journal | None = None,
 ) -> RunSummary:
     """Tag, preview or re-apply the items of ``mode``; a run that ended early says why in ``stopped``.
 
+    A writing run is recorded in ``journal`` (its provenance), so ``undo_last`` can take it back.
     Raises :class:`~ai_tagger.errors.RunError` when the run cannot start (nothing done yet).
     """
     table = TABLE[mode]
     if provider is not None:
         provider.preflight()
     vocabulary = Vocabulary(client.all_tags())
+    learned = _learned(journal, settings, vocabulary, log)
+    run_id = journal.begin(mode) if journal is not None and table.journaled else None
+    summary: RunSummary | None = None
+    try:
+        summary = _run(
+            table, client, settings, provider, log, ffmpeg, rules, cache, limit, vocabulary, journal, run_id, learned
+        )
+        return summary
+    finally:
+        if journal is not None and run_id is not None:
+            tokens, errors = (summary.usage.total_tokens, summary.errored) if summary else (0, 0)
+            journal.end(run_id, tokens=tokens, errors=errors)
+
+
+def _learned(journal: Journal | None, settings: Settings, vocabulary: Vocabulary, log: Log) -> dict[str, float]:
+    """Thresholds raised by the user's rejections (``learnThresholds``), said in the log."""
+    if journal is None or not settings.learn_thresholds:
+        return {}
+    learned = {}
+    for entry in journal.learned():
+        if entry.threshold > settings.threshold:
+            learned[entry.tag_id] = entry.threshold
+            tag = vocabulary.tags.get(entry.tag_id)
+            name = tag.name if tag else entry.tag_id
+            log.info(f"learnThresholds: {name} now needs {entry.threshold * 100:g}%: {entry.why}")
+    return learned
+
+
+def _run(
+    table: Mode,
+    client: StashClient,
+    settings: Settings,
+    provider: Provider | None,
+    log: Log,
+    ffmpeg: str,
+    rules: Rules,
+    cache: Cache | None,
+    limit: int | None,
+    vocabulary: Vocabulary,
+    journal: Journal | None,
+    run_id: str | None,
+    learned: dict[str, float],
+) -> RunSummary:
+    mode = table.name
     tagger = Tagger(
         client=client,
         settings=settings,
@@ -105,11 +152,14 @@ def run(
         vocabulary=vocabulary,
         rules=rules,
         cache=cache,
+        journal=journal,
+        run_id=run_id,
+        learned=learned,
     )
     say = log.warning if tagger.parent_missing else log.info
     say(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
-    work = work_for(table, client=client, tagger=tagger, cache=cache)
-    summary = RunSummary(mode=mode, total=work.available, untagged=work.available)
+    work = work_for(table, client=client, tagger=tagger, cache=cache, settings=settings)
+    summary = RunSummary(mode=mode, total=work.available, untagged=work.available, run_id=run_id)
     if limit is None and table.samples and settings.preview_items:
         limit = settings.preview_items
     if limit is not None:
