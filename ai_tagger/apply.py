@@ -95,9 +95,9 @@ class Applier:
         writes = self._write(entry.kind, entry.id, decision, current)
         applied = {w.tag_id for w in writes if w.verdict is not None}
         dropped = [tag_id for tag_id in entry.applied if tag_id not in applied and tag_id in current]
-        review = self.book.status_tag(STATUS_REVIEW).id
-        if entry.review and not decision.review and review in current:
-            dropped.append(review)
+        if entry.review and not decision.review:
+            review = self.book.status_tag(STATUS_REVIEW).id
+            dropped += [review] if review in current else []
         if dropped:
             self.client.remove_tags(entry.kind, entry.id, dropped)
             if self.journal is not None:
