@@ -83,7 +83,18 @@ class Journal:
         return run_id
 
     def end(self, run_id: str, *, tokens: int, errors: int) -> None:
-        """The run's totals; items and tags are counted from its writes."""
+        """The run's totals (items and tags counted from its writes).
+
+        A run that changed nothing is forgotten, so that ``undo_last`` never spends itself on it.
+        """
+        wrote = self.cache.query(
+            "SELECT EXISTS (SELECT 1 FROM writes WHERE run_id = ?) "
+            "OR EXISTS (SELECT 1 FROM created_tags WHERE run_id = ?)",
+            (run_id, run_id),
+        )[0][0]
+        if not wrote and not self._has_markers(run_id):
+            self.cache.transaction([("DELETE FROM runs WHERE id = ?", (run_id,))])
+            return
         self.cache.transaction(
             [
                 (
@@ -93,6 +104,15 @@ class Journal:
                     (time.time(), tokens, errors, run_id, run_id, run_id),
                 )
             ]
+        )
+
+    def _markers_table(self) -> bool:
+        """Issue 11's ``markers`` table exists in this file (absent: no marker was ever made)."""
+        return bool(self.cache.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'markers'"))
+
+    def _has_markers(self, run_id: str) -> bool:
+        return self._markers_table() and bool(
+            self.cache.query("SELECT 1 FROM markers WHERE run_id = ? LIMIT 1", (run_id,))
         )
 
     def created_tag(self, run_id: str, tag_id: str, name: str) -> None:
@@ -252,8 +272,7 @@ class Journal:
 
     def markers(self, run_ids: list[str] | None) -> list[tuple[str, str]]:
         """``(scene id, marker id)`` the plugin created (issue 11's ``markers`` table), for the runs or all."""
-        exists = self.cache.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'markers'")
-        if not exists:
+        if not self._markers_table():
             return []
         sql = "SELECT scene_id, marker_id FROM markers WHERE state = 'created' AND marker_id IS NOT NULL"
         params: tuple[Any, ...] = ()

@@ -98,18 +98,28 @@ def run(
     if provider is not None:
         provider.preflight()
     vocabulary = Vocabulary(client.all_tags())
-    learned = _learned(journal, settings, vocabulary, log)
     run_id = journal.begin(mode) if journal is not None and table.journaled else None
-    summary: RunSummary | None = None
+    tagger = Tagger(
+        client=client,
+        settings=settings,
+        provider=provider,
+        log=log,
+        ffmpeg=ffmpeg,
+        dry_run=not table.writes,
+        vocabulary=vocabulary,
+        rules=rules,
+        cache=cache,
+        journal=journal,
+        run_id=run_id,
+        learned=_learned(journal, settings, vocabulary, log),
+    )
+    summary = RunSummary(mode=mode, run_id=run_id)
     try:
-        summary = _run(
-            table, client, settings, provider, log, ffmpeg, rules, cache, limit, vocabulary, journal, run_id, learned
-        )
-        return summary
+        _tag(table, tagger, summary, client=client, settings=settings, log=log, cache=cache, limit=limit)
     finally:
         if journal is not None and run_id is not None:
-            tokens, errors = (summary.usage.total_tokens, summary.errored) if summary else (0, 0)
-            journal.end(run_id, tokens=tokens, errors=errors)
+            journal.end(run_id, tokens=summary.usage.total_tokens, errors=summary.errored)
+    return summary
 
 
 def _learned(journal: Journal | None, settings: Settings, vocabulary: Vocabulary, log: Log) -> dict[str, float]:
@@ -126,40 +136,23 @@ def _learned(journal: Journal | None, settings: Settings, vocabulary: Vocabulary
     return learned
 
 
-def _run(
+def _tag(
     table: Mode,
+    tagger: Tagger,
+    summary: RunSummary,
+    *,
     client: StashClient,
     settings: Settings,
-    provider: Provider | None,
     log: Log,
-    ffmpeg: str,
-    rules: Rules,
     cache: Cache | None,
     limit: int | None,
-    vocabulary: Vocabulary,
-    journal: Journal | None,
-    run_id: str | None,
-    learned: dict[str, float],
-) -> RunSummary:
+) -> None:
+    """The run itself, adding to ``summary`` as items finish."""
     mode = table.name
-    tagger = Tagger(
-        client=client,
-        settings=settings,
-        provider=provider,
-        log=log,
-        ffmpeg=ffmpeg,
-        dry_run=not table.writes,
-        vocabulary=vocabulary,
-        rules=rules,
-        cache=cache,
-        journal=journal,
-        run_id=run_id,
-        learned=learned,
-    )
     say = log.warning if tagger.parent_missing else log.info
-    say(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
+    say(f"loaded {len(tagger.book.vocabulary)} tags; {tagger.describe_vocabulary()}")
     work = work_for(table, client=client, tagger=tagger, cache=cache, settings=settings)
-    summary = RunSummary(mode=mode, total=work.available, untagged=work.available, run_id=run_id)
+    summary.total = summary.untagged = work.available
     if limit is None and table.samples and settings.preview_items:
         limit = settings.preview_items
     if limit is not None:
@@ -169,7 +162,7 @@ def _run(
     drive(work, summary, settings=settings, log=log)
     summary.created_tags = list(tagger.book.created)
     if summary.stopped:
-        return summary
+        return
     log.progress(1.0)
     tagged, applied = ("tagged", "applied") if table.writes else ("would tag", "would be applied")
     log.info(
@@ -177,7 +170,6 @@ def _run(
         f"{summary.errored} errored, {summary.tags_applied} tag(s) {applied}, {summary.gateway_calls} model "
         f"call(s), {summary.cache_hits} cached, {summary.usage.total_tokens} tokens"
     )
-    return summary
 
 
 def drive(work: Work, summary: RunSummary, *, settings: Settings, log: Log) -> None:

@@ -228,3 +228,40 @@ def test_cli_dry_run_flag(stash, model, tmp_path):
 
     assert _parse_args(["--mode", "undo_last", "--dry-run"]).dry_run is True
     assert _parse_args(["--mode", "report"]).mode == "report"
+
+
+MARKER_CREATE = """
+mutation Mark($input: SceneMarkerCreateInput!) { sceneMarkerCreate(input: $input) { id } }
+"""
+
+
+def test_undo_destroys_the_markers_the_run_created_and_skips_one_deleted_by_hand(stash, model, tmp_path, red_video):
+    """Markers are issue 11's (``markers`` table); undo reads rows ``created`` by the run it undoes."""
+    scene = stash.add_scene(red_video)
+    run_id = ok(run_plugin(stash, {"mode": "tag_scenes"}))["run"]
+    red = stash.tag_by_name("Red")["id"]
+    def mark(title: str, seconds: float) -> str:
+        marker = {"title": title, "seconds": seconds, "scene_id": scene, "primary_tag_id": red}
+        return stash.execute(MARKER_CREATE, {"input": marker})["data"]["sceneMarkerCreate"]["id"]
+
+    ids = [mark("Red", s) for s in (1.0, 2.0, 3.0)]
+    mine = mark("mine", 0.5)
+    stash.execute("mutation Gone($ids: [ID!]!) { sceneMarkersDestroy(ids: $ids) }", {"ids": [ids[2]]})
+    with sqlite3.connect(data_dir(stash.server_connection()["Dir"]) / "cache.sqlite3") as db:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS markers (scene_id TEXT NOT NULL, tag_id TEXT NOT NULL, seconds REAL NOT NULL, "
+            "end_seconds REAL, marker_id TEXT, run_id TEXT, state TEXT NOT NULL, updated REAL NOT NULL)"
+        )
+        for marker_id, seconds in zip(ids, (1.0, 2.0, 3.0), strict=True):
+            db.execute("INSERT INTO markers VALUES (?, ?, ?, NULL, ?, ?, 'created', 0)",
+                       (scene, red, seconds, marker_id, run_id))
+    stash.reset_log()
+
+    output = ok(run_plugin(stash, {"mode": "undo_last"}))
+
+    assert [str(m["id"]) for m in stash.markers] == [mine], "the user's marker stays"
+    assert output["removed"]["markers"] == 2
+    assert [v["ids"] for op, v in stash.operations if op == "SceneMarkersDestroy"] == [ids[:2]]
+    with sqlite3.connect(data_dir(stash.server_connection()["Dir"]) / "cache.sqlite3") as db:
+        assert {row[0] for row in db.execute("SELECT state FROM markers")} == {"removed"}
+    assert stash.tag_by_name("Red") is not None, "still used by the user's marker: kept"
