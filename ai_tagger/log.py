@@ -7,6 +7,7 @@ base64 image data can never reach Stash's log, whatever a caller formats into it
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -69,6 +70,13 @@ class Log:
     def error(self, message: str) -> None:
         self._write("e", message)
 
+    def forward(self, logger: str = "ai_tagger") -> None:
+        """Send that ``logging`` logger's records (WARNING and up) here, redacted like the rest."""
+        target = logging.getLogger(logger)
+        target.handlers = [_Forward(self)]
+        target.setLevel(logging.WARNING)
+        target.propagate = False
+
     def progress(self, fraction: float) -> None:
         """Report progress, at most a few times a second: Stash redraws on every line."""
         if self._plain:
@@ -79,3 +87,13 @@ class Log:
             return
         self._last_progress, self._last_progress_at = fraction, now
         self._write("p", f"{fraction:.4f}")
+
+
+class _Forward(logging.Handler):
+    def __init__(self, log: Log) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "e" if record.levelno >= logging.ERROR else "w" if record.levelno >= logging.WARNING else "i"
+        self._log._write(level, record.getMessage())

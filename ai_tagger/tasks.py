@@ -25,6 +25,7 @@ Result = tuple[Any, str | None]
 
 def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> Result:
     """Run the task the input asks for; return the ``(output, error)`` pair for Stash."""
+    log.forward()
     plugin_input = PluginInput.model_validate(raw_input)
     args = plugin_input.args
     mode = str(args.get("mode") or "tag_untagged")

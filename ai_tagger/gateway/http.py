@@ -3,11 +3,15 @@
 Retried: connection errors, timeouts, 408, 409, 429 and 5xx. Not retried: other 4xx, which
 only a change of settings can fix. The wait before a retry is the server's ``Retry-After``
 (or LiteLLM's ``llm_provider-retry-after``) when given, else exponential backoff with jitter.
+Each retry is logged (``logging``, forwarded to Stash's log by :meth:`ai_tagger.log.Log.forward`):
+behind a gateway that spreads one model over several servers, a failing or rate-limited server
+shows up nowhere else.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -22,6 +26,7 @@ from ai_tagger.settings import Settings
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_WAIT = 60.0
+_log = logging.getLogger(__name__)
 
 
 class HttpFailure(Exception):
@@ -88,11 +93,17 @@ class RetryingSession:
             self._local.session = session
         return session
 
-    def _wait(self, attempt: int, response: requests.Response | None) -> None:
+    def _wait(self, attempt: int, attempts: int, response: requests.Response | None, failure: HttpFailure) -> None:
         asked = retry_after(response.headers) if response is not None else None
-        if asked is None:
-            asked = self.backoff * (2**attempt) * (0.5 + random.random())
-        self._sleep(min(asked, MAX_WAIT))
+        wait = self.backoff * (2**attempt) * (0.5 + random.random()) if asked is None else asked
+        wait = min(wait, MAX_WAIT)
+        detail = _server_message(failure).splitlines()[0][:200] if failure.body else ""
+        _log.warning(
+            "gateway answered %s%s; retry %d of %d in %.3g s%s",
+            failure, f" ({detail})" if detail else "", attempt + 1, attempts - 1, wait,
+            " as it asked" if asked is not None else "",
+        )
+        self._sleep(wait)
 
     def request(
         self, method: str, url: str, *, json: Any = None, timeout: float | None = None, retries: int | None = None
@@ -117,7 +128,7 @@ class RetryingSession:
                 if response.status_code not in RETRY_STATUSES:
                     raise failure
             if attempt + 1 < attempts:
-                self._wait(attempt, response)
+                self._wait(attempt, attempts, response, failure)
         assert failure is not None
         raise failure
 
