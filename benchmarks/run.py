@@ -703,6 +703,16 @@ def bench_tokens(ctx: Context) -> Result:
     return res
 
 
+# =========================================================================== 7. scale-out
+
+
+def bench_scaleout(ctx: Context) -> Result:
+    """1 vs 2 vs 4 servers behind one model name in LiteLLM's router (benchmarks/scaleout.py)."""
+    from benchmarks import scaleout
+
+    return scaleout.run(ctx)
+
+
 # =========================================================================== main
 
 
@@ -713,6 +723,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "frames": bench_frames,
     "rss": bench_rss,
     "tokens": bench_tokens,
+    "scaleout": bench_scaleout,
 }
 
 

@@ -180,6 +180,12 @@ class LiteLLMProxy:
             time.sleep(0.25)
         raise RuntimeError(f"LiteLLM not alive at {url} after {START_TIMEOUT:g} s ({last}):\n{self.log_tail()}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the proxy process has used so far, from ``/proc``."""
+        assert self._process is not None
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
