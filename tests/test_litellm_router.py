@@ -124,7 +124,7 @@ def test_server_failing_mid_run_is_cooled_down_and_items_retried_on_the_other(ro
 
     def break_after_two_answers() -> None:
         deadline = time.monotonic() + 60
-        while failing.completion_count < 2 and time.monotonic() < deadline:
+        while statuses(failing).count(200) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
         failing.fail_next = [500] * 1000
 
@@ -137,7 +137,7 @@ def test_server_failing_mid_run_is_cooled_down_and_items_retried_on_the_other(ro
     assert run.output["tagged"] == 24 and run.output["errored"] == 0
     assert_all_tagged(stash, expected)
     failed = statuses(failing).count(500)
-    assert failed >= 1, statuses(failing)
+    assert statuses(failing).count(200) >= 2 and failed >= 1, statuses(failing)
     # The router stopped sending to it once it was cooled down: the healthy server did the rest.
     assert statuses(failing).count(200) + statuses(healthy).count(200) == 24
     assert failed <= 8 + 1, f"the router kept sending to a failing server: {statuses(failing)}"
@@ -152,6 +152,9 @@ def test_router_rate_limit_is_waited_out_without_failing_items(router, stash, tm
     out instead of marking items AI_Errored. This test therefore takes about a minute."""
     expected = add_images(stash, tmp_path, 4)
     configure_proxy(stash, router.proxy, model=LIMITED, concurrency=8)
+    second = time.gmtime().tm_sec
+    if second >= 55:  # LiteLLM counts rpm per calendar minute: keep the first calls in one minute
+        time.sleep(61 - second)
 
     started = time.monotonic()
     run = run_plugin(stash, {"mode": "tag_untagged"}, timeout=240)
