@@ -203,6 +203,22 @@ class Settings(BaseModel):
         description="The dry run looks at this many untagged items and projects the cost of all of them "
         "(0 = every item). Default 25.",
     )
+    trust_unscored_tags: bool = Field(
+        False,
+        alias="trustUnscoredTags",
+        title="Trust tags without confidence",
+        description="Apply tags the model names without a confidence (names-only answers, common with "
+        "LLaVA-class models). Off: they go to review when Review confidence is set, else are not applied.",
+    )
+    max_answer_tokens: int | None = Field(
+        None,
+        ge=64,
+        le=131072,
+        alias="maxAnswerTokens",
+        title="Answer token limit",
+        description="max_tokens sent with every request; an answer cut by it is asked again once with twice as "
+        "many. Reasoning models need more. Empty = 1024 + 64 per Maximum tags per item.",
+    )
     created_tag_parent: str = Field(
         "AI",
         alias="createdTagParent",
@@ -211,13 +227,25 @@ class Settings(BaseModel):
     )
 
     @field_validator(
-        "gateway_url", "model", "api_key", "rules_file", "vocabulary_parent", "review_confidence", mode="before"
+        "gateway_url",
+        "model",
+        "api_key",
+        "rules_file",
+        "vocabulary_parent",
+        "review_confidence",
+        "max_answer_tokens",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("max_answer_tokens", mode="before")
+    @classmethod
+    def _zero_is_auto(cls, value: Any) -> Any:
+        return None if value in (0, "0") else value
 
     @field_validator("frame_layout", "image_detail", mode="before")
     @classmethod
@@ -252,6 +280,12 @@ class Settings(BaseModel):
     @property
     def review_threshold(self) -> float | None:
         return None if self.review_confidence is None else self.review_confidence / 100
+
+    @property
+    def answer_tokens(self) -> int:
+        """``max_tokens`` per request: ``maxAnswerTokens``, else room for the reasoning and
+        ``maxTagsPerItem`` entries (about 30 tokens each) with a margin for longer lists."""
+        return self.max_answer_tokens or 1024 + 64 * self.max_tags_per_item
 
     @property
     def threshold(self) -> float:

@@ -80,6 +80,7 @@ class Tagger:
             review_threshold=settings.review_threshold,
             min_frames=settings.min_frames,
             rules=rules,
+            trust_unscored=settings.trust_unscored_tags,
         )
         own = {t.id for t in (vocabulary.exact(n) for n in (*STATUS_TAGS, settings.created_tag_parent)) if t}
         offered = vocabulary.prompt_tags(settings.vocabulary_budget, parent=settings.vocabulary_parent, exclude_ids=own)
@@ -166,6 +167,8 @@ class Tagger:
             raise GatewayError("no gateway in this mode")
         with self._gateway_slots:
             answer = self.provider.describe(request)
+        for note in answer.notes:
+            getattr(self.log, note.level)(f"{item.label}: {note.text}")
         if self.cache is not None and cache_key is not None and item.file is not None:
             self.cache.put(cache_key, item.file.fingerprint(), answer.candidates, frame_count, answer.usage)
         return Answer(answer.candidates, frame_count, cache_key, answer.usage, answer.calls)

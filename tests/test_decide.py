@@ -177,3 +177,50 @@ def test_tree_walks_and_re_added_tags_move_in_the_child_index():
     assert [t.name for t in vocabulary.children_of("1")] == ["Dog"]
     assert [t.name for t in vocabulary.children_of("5")] == ["Beach", "Cat"]
     assert vocabulary.ancestors("missing") == [] and vocabulary.descendants("missing") == []
+
+
+def _unscored(policy: Policy, *extra: Candidate):
+    candidates = [Candidate(name="Dog", confidence=None), *extra]
+    return {v.name: (v.outcome, v.rule) for v in decide(candidates, 1, Vocabulary(VOCABULARY), policy).verdicts}
+
+
+def test_unscored_tag_is_not_applied_by_default_and_says_why():
+    assert _unscored(POLICY)["Dog"] == ("unscored", "unscored: trustUnscoredTags off")
+
+
+def test_unscored_tag_goes_to_review_when_a_review_tier_is_set():
+    policy = Policy(threshold=0.5, max_tags=10, only_existing=False, review_threshold=0.3, trust_unscored=True)
+    assert _unscored(policy)["Dog"] == ("review", "unscored: reviewConfidence set")
+
+
+def test_trusted_unscored_tag_is_applied_after_every_scored_tag_within_the_cap():
+    policy = Policy(threshold=0.5, max_tags=1, only_existing=False, trust_unscored=True)
+    assert _unscored(policy, Candidate(name="Cat", confidence=0.9))["Dog"][0] == OVER_CAP
+    roomy = Policy(threshold=0.5, max_tags=2, only_existing=False, trust_unscored=True)
+    verdict = decide([Candidate(name="Dog", confidence=None)], 1, Vocabulary(VOCABULARY), roomy).verdicts[0]
+    assert verdict.applied and verdict.describe()["confidence"] is None and verdict.describe()["score"] is None
+
+
+def test_a_scored_spelling_speaks_for_an_unscored_one():
+    candidates = [Candidate(name="dogs", confidence=None), Candidate(name="Dog", confidence=0.8)]
+    [verdict] = decide(candidates, 1, Vocabulary(VOCABULARY), POLICY).verdicts
+    assert verdict.confidence == 0.8 and verdict.applied
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [(0.85, 0.85), (1, 1.0), (0, 0.0), (85, 0.85), ("85", 0.85), ("85%", 0.85), (100, 1.0), (None, None)],
+)
+def test_confidence_reads_fractions_and_percentages(given, read):
+    assert Candidate(name="a", confidence=given).confidence == read
+
+
+@pytest.mark.parametrize("given", [1.7, -0.1, 250, 85.5, "150%", "high", True])
+def test_confidence_outside_the_rules_is_rejected_not_reinterpreted(given):
+    with pytest.raises(ValueError):
+        Candidate(name="a", confidence=given)
+
+
+def test_cached_answers_of_the_earlier_format_still_load():
+    stored = {"name": "Dog", "confidence": 0.8, "frames": [1, 2]}
+    assert Candidate.model_validate(stored) == Candidate(name="Dog", confidence=0.8, frames=(1, 2))

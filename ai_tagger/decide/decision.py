@@ -7,6 +7,9 @@ which frames show a tag (or only one picture was sent) the score is the confiden
 Per candidate, in this order: the user's synonyms rename it, spellings of one tag merge, then
 reserved names, the block list, the allow list, the minimum frame count, the tag's own threshold
 (else ``minConfidence``) with the review tier below it, ``onlyExistingTags`` and the cap decide.
+A candidate the model named without a confidence (unscored) has no score to compare: it goes to
+review when a review tier is set, else it is applied only with ``trustUnscoredTags``, after
+every scored tag.
 Applied existing tags may then bring their ancestors (``add_parents``). Every verdict carries
 the rule text that shaped it, so a preview explains itself.
 """
@@ -34,6 +37,7 @@ BLOCKED = "blocked"
 NOT_ALLOWED = "not allowed"
 TOO_FEW_FRAMES = "too few frames"
 PARENT = "parent"
+UNSCORED = "unscored"
 
 APPLIED = frozenset({APPLY, CREATE, PARENT})
 
@@ -49,12 +53,13 @@ class Policy:
     review_threshold: float | None = None
     min_frames: int = 1
     rules: Rules = field(default_factory=Rules)
+    trust_unscored: bool = False
 
 
 @dataclass(frozen=True)
 class Verdict:
     name: str
-    confidence: float
+    confidence: float | None
     score: float
     frames: tuple[int, ...]
     tag: Tag | None
@@ -74,8 +79,8 @@ class Verdict:
         return {
             "name": self.name,
             "tag": self.label,
-            "confidence": round(self.confidence, 3),
-            "score": round(self.score, 3),
+            "confidence": None if self.confidence is None else round(self.confidence, 3),
+            "score": None if self.confidence is None else round(self.score, 3),
             "frames": list(self.frames),
             "outcome": self.outcome,
             "rule": self.rule,
@@ -104,6 +109,9 @@ def shown_frames(candidate: Candidate, frame_count: int) -> frozenset[int]:
 
 
 def score(candidate: Candidate, frame_count: int) -> float:
+    """The candidate's score; an unscored candidate ranks below every scored one."""
+    if candidate.confidence is None:
+        return 0.0
     shown = shown_frames(candidate, frame_count)
     if not shown:
         return candidate.confidence
@@ -132,6 +140,11 @@ def _rename(candidate: Candidate, rules: Rules) -> tuple[Candidate, str | None]:
     return candidate.model_copy(update={"name": target}), f"synonym: {spelling} -> {target}"
 
 
+def _strength(candidate: Candidate) -> tuple[float, str]:
+    """Which spelling of a tag speaks for it: the most confident, scored before unscored."""
+    return (-1.0 if candidate.confidence is None else candidate.confidence, candidate.name)
+
+
 def _merge(candidates: Iterable[Candidate], vocabulary: Vocabulary, rules: Rules) -> list[_Target]:
     """One target per tag: synonyms and spellings of the same tag collapse, frames add up."""
     merged: dict[str, _Target] = {}
@@ -145,7 +158,7 @@ def _merge(candidates: Iterable[Candidate], vocabulary: Vocabulary, rules: Rules
         if target in merged:
             kept = merged[target]
             frames = tuple(sorted(set(kept.candidate.frames) | set(candidate.frames)))
-            best = max(kept.candidate, candidate, key=lambda c: (c.confidence, c.name))
+            best = max(kept.candidate, candidate, key=_strength)
             candidate = best.model_copy(update={"frames": frames})
             notes |= kept.notes
         merged[target] = _Target(candidate, tag, notes)
@@ -193,8 +206,10 @@ def _judge(value: float, target: _Target, frame_count: int, policy: Policy, room
         return outcome, note
     if _too_few_frames(target.candidate, frame_count, policy.min_frames):
         return TOO_FEW_FRAMES, f"min frames: {min(policy.min_frames, frame_count)}"
-    threshold, note = _threshold(label, tag, policy)
     creatable = tag is not None or not policy.only_existing
+    if target.candidate.unscored:
+        return _judge_unscored(tag, policy, room, creatable)
+    threshold, note = _threshold(label, tag, policy)
     if value < threshold:
         review = policy.review_threshold
         if review is not None and value >= review and creatable:
@@ -205,6 +220,19 @@ def _judge(value: float, target: _Target, frame_count: int, policy: Policy, room
     if not room:
         return OVER_CAP, _join(note, f"maxTagsPerItem: {policy.max_tags}")
     return (APPLY if tag else CREATE), note
+
+
+def _judge_unscored(tag: Tag | None, policy: Policy, room: bool, creatable: bool) -> tuple[str, str]:
+    """No confidence to hold against a threshold: review if there is a review tier, else trust by setting."""
+    if policy.review_threshold is not None and creatable:
+        return REVIEW, "unscored: reviewConfidence set"
+    if not policy.trust_unscored:
+        return UNSCORED, "unscored: trustUnscoredTags off"
+    if not creatable:
+        return NOT_EXISTING, "unscored: trustUnscoredTags on; onlyExistingTags"
+    if not room:
+        return OVER_CAP, f"unscored: trustUnscoredTags on; maxTagsPerItem: {policy.max_tags}"
+    return (APPLY if tag else CREATE), "unscored: trustUnscoredTags on"
 
 
 def _join(*notes: str | None) -> str | None:

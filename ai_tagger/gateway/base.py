@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -28,24 +28,49 @@ class GatewayFatal(GatewayError):
 
 
 class Candidate(BaseModel):
-    """One tag the model proposes for an item."""
+    """One tag the model proposes for an item.
+
+    ``confidence`` is a 0..1 fraction, or ``None`` when the model named the tag without one
+    (an *unscored* candidate: the decision step sends it to review or trusts it by setting).
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     name: str = Field(min_length=1, max_length=200)
-    confidence: float = Field(ge=0, le=1)
+    confidence: float | None = Field(ge=0, le=1)
     frames: tuple[int, ...] = ()
 
-    @field_validator("name")
+    @property
+    def unscored(self) -> bool:
+        return self.confidence is None
+
+    @field_validator("name", mode="before")
     @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
+    def _strip(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("confidence", mode="before")
     @classmethod
-    def _percent(cls, value: object) -> object:
-        """Some models answer 85 for 85 %: read numbers above 1 as percentages."""
-        if isinstance(value, (int, float)) and 1 < value <= 100:
+    def _fraction(cls, value: object) -> object:
+        """Models write 0.85, 85, "85" or "85%" for the same thing; read each as 0.85.
+
+        A number in [0, 1] is a fraction, a percent string or a whole number in 2..100 is a
+        percentage; anything else (1.7, -0.1, 250) is left as it is, so validation rejects it
+        rather than guessing (1.7 is not 1.7 %).
+        """
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")
+        if isinstance(value, str):
+            text = value.strip()
+            percent = text.endswith("%")
+            try:
+                number = float(text.removesuffix("%").strip())
+            except ValueError:
+                return value
+            if percent:
+                return number / 100
+            value = number
+        if isinstance(value, (int, float)) and 2 <= value <= 100 and float(value).is_integer():
             return value / 100
         return value
 
@@ -92,11 +117,20 @@ class Usage:
         self.completion_tokens += other.completion_tokens
 
 
+@dataclass(frozen=True)
+class Note:
+    """Something the provider noticed about one answer, for the run's log (``level`` is a Log method)."""
+
+    level: Literal["debug", "info", "warning"]
+    text: str
+
+
 @dataclass
 class TagAnswer:
     candidates: list[Candidate]
     usage: Usage = field(default_factory=Usage)
     calls: int = 1
+    notes: list[Note] = field(default_factory=list)
 
 
 class Provider(Protocol):

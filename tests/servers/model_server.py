@@ -36,7 +36,10 @@ Misbehaviour knobs (constructor args, also mutable attributes at runtime)
 ``latency`` (sleep per inference call), ``fail_next`` (HTTP statuses returned by the
 next inference calls, in order; 429 carries ``Retry-After`` and
 ``llm_provider-retry-after``), ``malformed_colour`` (truncated JSON when any frame has
-that colour), ``empty_colour`` (empty content when any frame has that colour).
+that colour), ``empty_colour`` (empty content when any frame has that colour),
+``answer_case`` (the name of a file in ``tests/answers/``: every completion answers that
+case's ``content``, ``finish_reason`` and reasoning field as the real server it describes
+would, until the request's ``max_tokens`` reaches the case's ``cut_below``).
 
 Also served: ``GET /v1/models``, ``GET /v1/models/{id}`` and ``POST /v1/labels``, a
 plain REST classifier contract ``{"images": [b64...], "model": ...}`` ->
@@ -44,7 +47,7 @@ plain REST classifier contract ``{"images": [b64...], "model": ...}`` ->
 both completions and labels ("inference calls").
 
 Recording: ``requests`` (completions) and ``label_requests`` (labels) hold one dict
-per call, never the image data; ``max_in_flight`` is the peak number of inference
+per call, never the image data (``max_tokens`` included); ``max_in_flight`` is the peak number of inference
 calls handled at once (to test concurrency limits).
 """
 
@@ -61,10 +64,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
+import yaml
 from PIL import Image, ImageStat
 
 RGB = tuple[int, int, int]
@@ -94,6 +100,17 @@ GRID_RE = re.compile(r"grid (\d+)x(\d+)", re.IGNORECASE)
 MALFORMED_CONTENT = '{"tags": [{"name": "x", "confidence": "very"'
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"})
 JSON_FORMATS = frozenset({"json_schema", "json_object"})
+ANSWERS_DIR = Path(__file__).resolve().parents[1] / "answers"
+
+
+@cache
+def answer_case(name: str) -> dict[str, Any]:
+    """A corpus case, ``tests/answers/<name>.yml``: what a real server sent and what to read from it."""
+    return yaml.safe_load((ANSWERS_DIR / f"{name}.yml").read_text(encoding="utf-8"))
+
+
+def answer_case_names() -> list[str]:
+    return sorted(path.stem for path in ANSWERS_DIR.glob("*.yml"))
 
 
 # --------------------------------------------------------------------------- classifier
@@ -243,6 +260,7 @@ class FakeModel:
         retry_after: float = 1,
         malformed_colour: str | None = None,
         empty_colour: str | None = None,
+        answer_case: str | None = None,
         host: str = "127.0.0.1",
     ) -> None:
         self.models: list[str] = list(models) if models is not None else ["vision-test"]
@@ -256,6 +274,7 @@ class FakeModel:
         self.retry_after = retry_after
         self.malformed_colour = malformed_colour
         self.empty_colour = empty_colour
+        self.answer_case = answer_case
         self.host = host
 
         self.requests: list[dict[str, Any]] = []
@@ -422,6 +441,8 @@ class FakeModel:
         record["detail"] = [im.detail for im in images]
         response_format = payload.get("response_format")
         record["response_format"] = response_format if isinstance(response_format, dict) else None
+        max_tokens = payload.get("max_tokens", payload.get("max_completion_tokens"))
+        record["max_tokens"] = max_tokens
 
         if model not in self.models:
             raise _HTTPError(404, f"The model '{model}' does not exist or you do not have access to it.",
@@ -435,7 +456,17 @@ class FakeModel:
         answer = {"tags": tags_for_frames(frames)}
         names = {c.name for c in frames}
         wants_json = isinstance(response_format, dict) and response_format.get("type") in JSON_FORMATS
-        if self.malformed_colour is not None and self.malformed_colour in names:
+        message: dict[str, Any] = {"role": "assistant"}
+        finish_reason = "stop"
+        case = answer_case(self.answer_case) if self.answer_case else None
+        if case is not None and isinstance(max_tokens, int) and max_tokens >= case.get("cut_below", math.inf):
+            case = None
+        if case is not None:
+            content = case["content"]
+            finish_reason = case.get("finish_reason", "stop")
+            if case.get("reasoning"):
+                message[case.get("reasoning_field", "reasoning_content")] = case["reasoning"]
+        elif self.malformed_colour is not None and self.malformed_colour in names:
             content = MALFORMED_CONTENT
         elif self.empty_colour is not None and self.empty_colour in names:
             content = ""
@@ -448,14 +479,16 @@ class FakeModel:
 
         prompt_tokens = math.ceil(len(record["text"]) / 4) + sum(
             image_tokens(im.image.size[0], im.image.size[1], im.detail) for im in images)
-        completion_tokens = math.ceil(len(content) / 4)
+        completion_tokens = math.ceil(len(content or "") / 4)
+        if finish_reason == "length" and isinstance(max_tokens, int):
+            completion_tokens = max_tokens
+        message["content"] = content
         return {
             "id": "chatcmpl-" + uuid.uuid4().hex[:24],
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
