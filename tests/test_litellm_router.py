@@ -143,7 +143,7 @@ def test_server_failing_mid_run_is_cooled_down_and_items_retried_on_the_other(ro
     assert failed <= 8 + 1, f"the router kept sending to a failing server: {statuses(failing)}"
     retries = [line for line in run.log_lines("w") if "retry" in line]
     assert len(retries) == failed, retries
-    assert all(line.startswith("gateway answered HTTP 500 (") and "InternalServerError" in line for line in retries)
+    assert all(line.startswith("gateway: HTTP 500 (") and "InternalServerError" in line for line in retries)
 
 
 def test_router_rate_limit_is_waited_out_without_failing_items(router, stash, tmp_path):
@@ -164,7 +164,7 @@ def test_router_rate_limit_is_waited_out_without_failing_items(router, stash, tm
     assert run.output["tagged"] == 4 and run.output["errored"] == 0
     assert_all_tagged(stash, expected)
     assert statuses(router.limited) == [200] * 4  # the 429s came from the router, not the server
-    waits = [line for line in run.log_lines("w") if line.startswith("gateway answered HTTP 429")]
+    waits = [line for line in run.log_lines("w") if line.startswith("gateway: HTTP 429")]
     assert waits, run.stderr
     assert all("as it asked" in line for line in waits), waits
     shortest = min(float(line.rsplit(" in ", 1)[1].split(" s")[0]) for line in waits)

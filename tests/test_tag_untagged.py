@@ -320,7 +320,7 @@ def test_busy_gateway_is_retried_honouring_retry_after(stash, model, red_video):
     assert run.output["errored"] == 0
     retries = [line for line in run.log_lines("w") if "retry" in line]
     assert [line.split(" (")[0] for line in retries] == [
-        "gateway answered HTTP 429", "gateway answered HTTP 500", "gateway answered HTTP 503"]
+        "gateway: HTTP 429", "gateway: HTTP 500", "gateway: HTTP 503"]
     assert "retry 1 of 4 in 0.05 s as it asked" in retries[0]  # the server's Retry-After: 0.05
     assert "Rate limit reached" in retries[0]
 

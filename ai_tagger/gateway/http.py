@@ -97,9 +97,9 @@ class RetryingSession:
         asked = retry_after(response.headers) if response is not None else None
         wait = self.backoff * (2**attempt) * (0.5 + random.random()) if asked is None else asked
         wait = min(wait, MAX_WAIT)
-        detail = _server_message(failure).splitlines()[0][:200] if failure.body else ""
+        detail = (_server_message(failure).splitlines() or [""])[0][:200]
         _log.warning(
-            "gateway answered %s%s; retry %d of %d in %.3g s%s",
+            "gateway: %s%s; retry %d of %d in %.3g s%s",
             failure, f" ({detail})" if detail else "", attempt + 1, attempts - 1, wait,
             " as it asked" if asked is not None else "",
         )
