@@ -102,18 +102,18 @@ def statuses(model: FakeModel) -> list[int]:
 
 def test_one_model_name_spreads_work_over_both_servers(router, stash, tmp_path, red_video):
     scene = stash.add_scene(red_video)
-    expected = add_images(stash, tmp_path, 29)
+    expected = add_images(stash, tmp_path, 59)
     configure_proxy(stash, router.proxy, concurrency=8)
 
     run = run_plugin(stash, {"mode": "tag_untagged"})
 
     assert run.error is None, run.stderr
-    assert run.output["tagged"] == 30 and run.output["errored"] == 0
+    assert run.output["tagged"] == 60 and run.output["errored"] == 0
     assert stash.tags_of_scene(scene) == {"Red", "AI_Tagged"}
     assert_all_tagged(stash, expected)
     calls = [m.completion_count for m in router.nodes]
-    assert sum(calls) == 30, calls
-    assert min(calls) >= 30 / 3, f"one server got too little of the work: {calls}"
+    assert sum(calls) == 60, calls
+    assert min(calls) >= 60 / 3, f"one server got too little of the work: {calls}"
     assert not [line for line in run.log_lines("w") if "retry" in line]
 
 
@@ -140,7 +140,8 @@ def test_server_failing_mid_run_is_cooled_down_and_items_retried_on_the_other(ro
     assert statuses(failing).count(200) >= 2 and failed >= 1, statuses(failing)
     # The router stopped sending to it once it was cooled down: the healthy server did the rest.
     assert statuses(failing).count(200) + statuses(healthy).count(200) == 24
-    assert failed <= 8 + 1, f"the router kept sending to a failing server: {statuses(failing)}"
+    # Without the cool-down about half of all calls and retries would go on landing there.
+    assert failed < 12, f"the router kept sending to a failing server: {statuses(failing)}"
     retries = [line for line in run.log_lines("w") if "retry" in line]
     assert len(retries) == failed, retries
     assert all(line.startswith("gateway: HTTP 500 (") and "InternalServerError" in line for line in retries)
