@@ -8,4 +8,4 @@ The package is laid out as the pipeline it runs:
 
 __version__ = "0.1.0"
 PLUGIN_ID = "ai_tagger"
-MODES = ("tag_untagged", "tag_scenes", "tag_images", "preview", "reapply")
+MODES = ("tag_untagged", "tag_scenes", "tag_images", "preview", "reapply", "install_deps")

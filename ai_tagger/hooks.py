@@ -18,7 +18,7 @@ from typing import Any
 
 from ai_tagger import PLUGIN_ID
 from ai_tagger.log import Log
-from ai_tagger.stash import queries
+from ai_tagger.stash import endpoint, queries
 
 TASK_NAME = "Tag untagged scenes and images"
 JOB_DESCRIPTION = "AI Tagger: tag new scenes and images"
@@ -31,10 +31,7 @@ class HookError(Exception):
 
 
 def _endpoint(connection: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    host = str(connection.get("Host") or "localhost")
-    if host in ("0.0.0.0", "::", ""):
-        host = "localhost"
-    url = f"{connection.get('Scheme') or 'http'}://{host}:{connection.get('Port') or 9999}/graphql"
+    url = f"{endpoint.base_url(connection)}/graphql"
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     cookie = connection.get("SessionCookie") or {}
     if cookie.get("Value"):
@@ -53,11 +50,17 @@ def _graphql(connection: dict[str, Any], document: str, variables: dict[str, Any
             answer = json.load(response)
     except urllib.error.HTTPError as exc:
         raise HookError(f"Stash answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise HookError(f"cannot reach Stash: {type(exc).__name__}") from None
+    except (urllib.error.URLError, OSError, ValueError):
+        raise HookError(f"cannot reach Stash at {url}") from None
     if answer.get("errors"):
         raise HookError("Stash rejected the request: " + "; ".join(str(e.get("message")) for e in answer["errors"]))
     return answer.get("data") or {}
+
+
+def plugin_settings(connection: dict[str, Any]) -> dict[str, Any]:
+    """This plugin's settings map as Stash stores it, read with the standard library only."""
+    data = _graphql(connection, queries.CONFIGURATION, {"include": [PLUGIN_ID]})
+    return ((data.get("configuration") or {}).get("plugins") or {}).get(PLUGIN_ID) or {}
 
 
 def _is_ours(job: dict[str, Any]) -> bool:
@@ -74,8 +77,7 @@ def on_create(raw_input: dict[str, Any], log: Log) -> dict[str, Any]:
     hook_type = str((raw_input.get("args") or {}).get("hookContext", {}).get("type") or "hook")
     connection = raw_input.get("server_connection") or {}
     try:
-        data = _graphql(connection, queries.CONFIGURATION, {"include": [PLUGIN_ID]})
-        settings = ((data.get("configuration") or {}).get("plugins") or {}).get(PLUGIN_ID) or {}
+        settings = plugin_settings(connection)
         if _enabled(settings.get("disableAutoTag")):
             log.debug(f"{hook_type}: automatic tagging is disabled")
             return {"hook": hook_type, "queued": False, "reason": "disableAutoTag is on"}

@@ -1,22 +1,41 @@
 """Stash's plugin log protocol on stderr: ``\\x01<level>\\x02<message>``.
 
 Level ``p`` carries a 0..1 fraction that drives the task's progress bar. Every message goes
-through :func:`redact` so that secrets registered for the run (API key, session cookie) and
-base64 image data can never reach Stash's log, whatever a caller formats into it.
+through :meth:`Log.redact` so that secrets registered for the run (API keys, session cookie,
+passwords and query strings of configured URLs) and base64 image data can never reach Stash's
+log, whatever a caller formats into it. The entry point sends the stdout answer through the
+same redaction, so there is one rule for everything the plugin emits.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 import time
-from typing import TextIO
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlsplit
 
 _MAX_LINE = 60_000
 _DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]{16,}")
 _NAMES = {"t": "TRACE", "d": "DEBUG", "i": "INFO", "w": "WARNING", "e": "ERROR", "p": "PROGRESS"}
 _LONG_BASE64 = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
+_MIN_SECRET = 4
+
+
+def url_secrets(url: Any) -> list[str]:
+    """The parts of a URL that must never be printed: user name and password, query and its values."""
+    if not isinstance(url, str) or not url:
+        return []
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return []
+    found = [parts.netloc.rpartition("@")[0] if "@" in parts.netloc else "", parts.password or "", parts.query]
+    found += [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+    return [secret for secret in found if secret]
 
 
 class Log:
@@ -26,21 +45,41 @@ class Log:
         self._stream = stream
         self._plain = plain
         self._lock = threading.Lock()
-        self._secrets: set[str] = set()
+        self._secrets: tuple[str, ...] = ()
         self._min = "tdiwe".index(level)
         self._last_progress = -1.0
         self._last_progress_at = 0.0
 
-    def add_secret(self, secret: str | None) -> None:
-        """Never print this value (nor anything containing it) from now on."""
-        if secret and len(secret) >= 4:
-            self._secrets.add(secret)
+    def add_secret(self, secret: Any) -> None:
+        """Never print this value from now on: as written, quoted (``repr``/JSON), or any line of it."""
+        if not isinstance(secret, str) or len(secret.strip()) < _MIN_SECRET:
+            return
+        forms = {secret, secret.strip(), repr(secret)[1:-1], json.dumps(secret)[1:-1], *secret.splitlines()}
+        kept = {form for form in forms if len(form.strip()) >= _MIN_SECRET}
+        # A new tuple, longest first, replaces the old one: writers on other threads never see it change.
+        self._secrets = tuple(sorted(kept.union(self._secrets), key=len, reverse=True))
+
+    def add_url(self, url: Any) -> None:
+        """Never print the credentials or query string of this configured URL."""
+        for secret in url_secrets(url):
+            self.add_secret(secret)
 
     def redact(self, message: str) -> str:
         for secret in self._secrets:
             message = message.replace(secret, "***")
+        message = _URL_USERINFO.sub(r"\1***@", message)
         message = _DATA_URI.sub("data:<image>", message)
         return _LONG_BASE64.sub("<base64>", message)
+
+    def redact_data(self, value: Any) -> Any:
+        """``value`` (JSON-like data, e.g. the stdout answer) with every string redacted."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {self.redact_data(k): self.redact_data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.redact_data(v) for v in value]
+        return value
 
     def _write(self, level: str, message: str) -> None:
         if level != "p" and "tdiwe".index(level) < self._min:

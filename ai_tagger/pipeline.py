@@ -93,7 +93,8 @@ def run(
         rules=rules,
         cache=cache,
     )
-    log.info(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
+    say = log.warning if tagger.parent_missing else log.info
+    say(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
     kinds = KINDS_BY_MODE[mode]
     work: Iterable[Any]
     if mode == "reapply":
@@ -145,9 +146,10 @@ def run(
     if summary.stopped:
         raise RunStopped(summary.stopped, summary, clean=clean)
     log.progress(1.0)
+    tagged, applied = ("would tag", "would be applied") if mode == "preview" else ("tagged", "applied")
     log.info(
-        f"{mode}: done, {summary.processed} item(s), {summary.tagged} tagged, {summary.review} for review, "
-        f"{summary.errored} errored, {summary.tags_applied} tag(s) applied, {summary.gateway_calls} gateway "
+        f"{mode}: done, {summary.processed} item(s), {tagged} {summary.tagged}, {summary.review} for review, "
+        f"{summary.errored} errored, {summary.tags_applied} tag(s) {applied}, {summary.gateway_calls} gateway "
         f"call(s), {summary.cache_hits} cached, {summary.usage.total_tokens} tokens"
     )
     return summary

@@ -8,12 +8,14 @@ negation (``disableAutoTag``).
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from ai_tagger.deps import data_dir  # noqa: F401 - kept importable from here; it lives in the stdlib-only module
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
@@ -109,11 +111,11 @@ class Settings(BaseModel):
     )
     request_timeout: float = Field(
         120,
-        gt=0,
+        ge=1,
         le=3600,
         alias="requestTimeout",
         title="Request timeout (s)",
-        description="Seconds to wait for one gateway answer before retrying. Default 120.",
+        description="Seconds to wait for one gateway answer before retrying (1-3600). Default 120.",
     )
     max_image_side: int = Field(
         768,
@@ -242,10 +244,30 @@ class Settings(BaseModel):
             return None
         return value.strip() if isinstance(value, str) else value
 
+    @field_validator(
+        "min_confidence", "frames_per_scene", "max_tags_per_item", "concurrency", "request_timeout",
+        "max_image_side", "max_tokens_per_run", "review_confidence", "min_frames", "vocabulary_budget",
+        "preview_items", "max_answer_tokens", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        """pydantic reads ``true`` as 1; for a number setting that is a mistake, not a value."""
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true/false")
+        return value
+
+    @field_validator("api_key", "auth_scheme", mode="before")
+    @classmethod
+    def _one_header_value(cls, value: Any) -> Any:
+        """A line break in a header value would add headers of its own (and put the key in error texts)."""
+        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value.strip()):
+            raise ValueError("contains a line break or other control character: paste the value alone, on one line")
+        return value
+
     @field_validator("max_answer_tokens", mode="before")
     @classmethod
     def _zero_is_auto(cls, value: Any) -> Any:
-        return None if value in (0, "0") else value
+        return None if value in (0, "0") and not isinstance(value, bool) else value
 
     @field_validator("frame_layout", "image_detail", mode="before")
     @classmethod
@@ -259,7 +281,17 @@ class Settings(BaseModel):
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL such as http://localhost:4000/v1, not {value!r}")
+            raise ValueError("must be an http(s) URL such as http://localhost:4000/v1")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not contain a user name or password: put the key in apiKey")
+        if parts.query or parts.fragment:
+            raise ValueError("must not contain a query string (?...) or fragment: put a key in apiKey")
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0 or any(c.isspace() for c in value):
+            raise ValueError("must have a port from 1 to 65535 and no spaces, e.g. http://localhost:4000/v1")
         return value.rstrip("/")
 
     @field_validator("created_tag_parent")
@@ -267,6 +299,8 @@ class Settings(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        if value.strip().casefold() in {name.casefold() for name in STATUS_TAGS}:
+            raise ValueError(f"must not be a status tag ({', '.join(STATUS_TAGS)}): choose another name, e.g. AI")
         return value.strip()
 
     @model_validator(mode="after")
@@ -311,20 +345,61 @@ class Settings(BaseModel):
 
     @classmethod
     def from_stash(cls, values: dict[str, Any] | None) -> Settings:
-        """Validate the map Stash returns; raise :class:`SettingsError` naming each bad key."""
+        """Validate the map Stash returns; raise :class:`SettingsError`, one line per bad key."""
         try:
             return cls.model_validate(values or {})
         except ValidationError as exc:
             problems = []
-            for error in exc.errors():
+            for error in exc.errors(include_url=False):
                 key = ".".join(str(p) for p in error["loc"])
-                message = error["msg"].removeprefix("Value error, ")
+                message = plain_message(error)
                 if not key:
                     problems.append(message)
                     continue
-                shown = "" if key == "apiKey" else f" (got {error.get('input')!r})"
+                shown = (
+                    ""
+                    if key in UNECHOED or "input" not in error
+                    else f" (got {json.dumps(error['input'], default=str)})"
+                )
                 problems.append(f"{key}: {message}{shown}")
-            raise SettingsError("Invalid AI Tagger settings: " + "; ".join(problems)) from None
+            raise SettingsError(
+                "Invalid AI Tagger settings (fix them in Settings > Plugins > AI Tagger):\n" + "\n".join(problems)
+            ) from None
+
+
+UNECHOED = frozenset({"apiKey", "gatewayUrl", "authScheme"})
+"""Settings whose value is never repeated in an error: it may hold (or leak) a secret."""
+
+_PLAIN = {
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "string_type": "must be text",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "literal_error": "must be one of {expected}",
+    "finite_number": "must be a finite number",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "list_type": "must be a list",
+    "missing": "is required",
+}
+
+
+def plain_message(error: Any) -> str:
+    """A pydantic error as words a user can act on: no library links, no Python type names."""
+    template = _PLAIN.get(error["type"])
+    if template:
+        ctx = {k: f"{v:g}" if isinstance(v, (int, float)) else v for k, v in (error.get("ctx") or {}).items()}
+        return template.format(**ctx)
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def manifest_settings() -> dict[str, str]:
@@ -343,14 +418,6 @@ def manifest_settings() -> dict[str, str]:
 
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
-
-
-def data_dir(stash_dir: str | None) -> Path:
-    """Where the plugin keeps its cache: under Stash's config folder, which survives plugin
-    updates (Stash's package manager replaces the plugin folder), else the user's cache folder."""
-    if stash_dir:
-        return Path(stash_dir) / "plugin_data" / "ai_tagger"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai_tagger"
 
 
 def rules_path(rules_file: str, plugin_dir: str | None) -> Path:

@@ -92,9 +92,18 @@ class Tagger:
         self._locks_guard = threading.Lock()
         self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
 
+    @property
+    def parent_missing(self) -> bool:
+        """``vocabularyParent`` names no tag, so the prompt fell back to the most-used tags."""
+        parent = self.settings.vocabulary_parent
+        return bool(parent) and self.book.vocabulary.branch_root(str(parent)) is None
+
     def describe_vocabulary(self) -> str:
         parent = self.settings.vocabulary_parent
-        scope = f"descendants of {parent!r}" if parent else "most used"
+        if self.parent_missing:
+            scope = f"most used: vocabularyParent {parent!r} names no tag, so the vocabulary fell back to all tags"
+        else:
+            scope = f"descendants of {parent!r}" if parent else "most used"
         closed = ", as a closed list (JSON-schema enum)" if self.allowed else ""
         return f"sending {len(self.hint)} tag name(s) to the model ({scope}{closed})"
 
@@ -186,7 +195,8 @@ class Tagger:
         result = ItemResult(
             item.kind, item.id, "preview", decision, usage=answer.usage, calls=answer.calls, cached=answer.cached
         )
-        note = f"{item.label}: {', '.join(v.label for v in decision.applied) or 'no tag passed'}"
+        verb = "would tag " if self.dry_run else ""
+        note = f"{item.label}: {verb}{', '.join(v.label for v in decision.applied) or 'no tag passed'}"
         if decision.review:
             note += f"; for review: {', '.join(v.label for v in decision.review)}"
         if answer.usage.total_tokens:

@@ -1,14 +1,19 @@
 """A task run (tag, preview, re-apply): settings, rules and cache set up, then the pipeline.
 
-Everything that can be wrong with the set-up (Stash unreachable, a bad setting, a malformed
-rules file, the gateway refusing us) is found here, before the first write.
+Everything that can be wrong with the set-up (a bad argument, Stash unreachable, a bad setting,
+a malformed rules file, the gateway refusing us, another run on the same library) is found here,
+before the first write.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from ai_tagger import MODES
 from ai_tagger.cache import Cache
@@ -16,35 +21,118 @@ from ai_tagger.decide.rules import Rules, RulesError, load_rules
 from ai_tagger.gateway.base import GatewayFatal, create_provider
 from ai_tagger.log import Log
 from ai_tagger.pipeline import RunStopped, run
-from ai_tagger.settings import Settings, SettingsError, data_dir, rules_path
+from ai_tagger.runlock import RunBusy, RunLock
+from ai_tagger.settings import Settings, SettingsError, data_dir, plain_message, rules_path
+from ai_tagger.stash import versions
 from ai_tagger.stash.client import StashClient, StashError
 from ai_tagger.stash.models import PluginInput
 
 Result = tuple[Any, str | None]
+MAX_LIMIT = 10**9
+
+
+class InputError(ValueError):
+    """The input (Stash's stdin or the command line) cannot be used; the message names the field."""
+
+
+def read_input(raw_input: dict[str, Any]) -> PluginInput:
+    """The typed input, or :class:`InputError` with one line per bad field and no secret in it."""
+    try:
+        return PluginInput.model_validate(raw_input)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{where}: {plain_message(error)}")
+        raise InputError("cannot use the input Stash sent:\n" + "\n".join(problems)) from None
+
+
+def parse_limit(value: Any) -> int | None:
+    """``limit`` from a task argument (text, as Stash sends it) or the command line: 0..10^9, or none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number: Any = value
+    if isinstance(value, str):
+        number = value.strip()
+        number = int(number) if number.isascii() and number.isdigit() and len(number) <= 10 else None
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= MAX_LIMIT:
+        shown = json.dumps(value if isinstance(value, (int, float)) else str(value)[:40])
+        raise InputError(f"limit must be a whole number from 0 to {MAX_LIMIT} (got {shown})")
+    return number
+
+
+def data_folder(args: dict[str, Any], stash_dir: str | None) -> Path:
+    """The plugin's data folder (cache, run lock), created if missing; the error names the path."""
+    given = args.get("dataDir")
+    if given is not None and (not isinstance(given, str) or "\0" in given):
+        raise InputError("dataDir must be a folder path")
+    folder = Path(given).expanduser() if given and given.strip() else data_dir(stash_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"dataDir {folder}: cannot create the data folder ({exc.strerror or exc}); name a writable folder"
+        ) from None
+    if not folder.is_dir():
+        raise InputError(f"dataDir {folder} is not a folder; name a writable folder")
+    return folder
+
+
+def register_secrets(raw_settings: dict[str, Any], log: Log) -> None:
+    """Secrets in settings as typed, before validation: a rejected value must not be echoed either."""
+    log.add_secret(raw_settings.get("apiKey"))
+    log.add_url(raw_settings.get("gatewayUrl"))
 
 
 def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> Result:
     """Run the task the input asks for; return the ``(output, error)`` pair for Stash."""
     log.forward()
-    plugin_input = PluginInput.model_validate(raw_input)
-    args = plugin_input.args
-    mode = str(args.get("mode") or "tag_untagged")
-    if mode not in MODES:
-        return None, f"unknown mode {mode!r}: use one of {', '.join(MODES)}"
+    try:
+        plugin_input = read_input(raw_input)
+        args = plugin_input.args
+        mode = args.get("mode") or "tag_untagged"
+        if mode not in MODES:
+            raise InputError(f"unknown mode {str(mode)[:40]!r}: use one of {', '.join(MODES)}")
+        limit = parse_limit(args.get("limit"))
+        folder = data_folder(args, plugin_input.server_connection.dir)
+        lock = RunLock(folder, mode)
+        try:
+            lock.acquire()
+        except OSError as exc:
+            raise InputError(f"dataDir {folder}: cannot write {lock.path.name} ({exc.strerror or exc})") from None
+    except (InputError, RunBusy) as exc:
+        log.error(str(exc))
+        return None, str(exc)
+    try:
+        return _run_locked(plugin_input, mode, limit, folder, overrides, log)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    plugin_input: PluginInput, mode: str, limit: int | None, folder: Path, overrides: dict[str, Any], log: Log
+) -> Result:
     connection = plugin_input.server_connection
     client = StashClient(connection)
     cache: Cache | None = None
     try:
+        stash_version = client.version()
+        log.debug(f"Stash {stash_version} at {client.base_url}")
+        too_old = versions.check(stash_version, log)
+        if too_old:
+            log.error(too_old)
+            return None, too_old
         raw_settings, ffmpeg_path = client.plugin_settings()
-        log.debug(f"Stash {client.version()} at {client.base_url}")
+        register_secrets({**raw_settings, **overrides}, log)
         settings = Settings.from_stash({**raw_settings, **overrides})
         if settings.api_key:
             log.add_secret(settings.api_key.get_secret_value())
-        limit = int(args["limit"]) if args.get("limit") not in (None, "") else None
         rules = load_rules(rules_path(settings.rules_file, connection.plugin_dir)) if settings.rules_file else Rules()
         provider = None if mode == "reapply" else create_provider(settings)
         if not settings.disable_cache:
-            cache = Cache(Path(args.get("dataDir") or data_dir(connection.dir)) / "cache.sqlite3")
+            cache = Cache(folder / "cache.sqlite3")
             if cache.reset_reason:
                 log.warning(cache.reset_reason)
         summary = run(
@@ -61,6 +149,10 @@ def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> 
     except (SettingsError, RulesError, GatewayFatal, StashError, ValueError) as exc:
         log.error(str(exc))
         return None, str(exc)
+    except sqlite3.Error as exc:
+        message = f"dataDir {folder}: the result cache cannot be used ({exc}); name a writable folder"
+        log.error(message)
+        return None, message
     except RunStopped as exc:
         output = exc.summary.as_output() if exc.summary else None
         if exc.clean:

@@ -50,12 +50,12 @@ class PluginRun:
 
 def run_plugin(
     stash: FakeStash, args: dict[str, Any], *, cwd: Path | None = None, connection: dict[str, Any] | None = None,
-    timeout: float = 120,
+    timeout: float = 120, python: str | Path = sys.executable, plugin_dir: Path = REPO,
 ) -> PluginRun:
     """Start the plugin exactly as Stash's manifest says: ``python {pluginDir}/ai_tagger``."""
     payload = {"server_connection": connection or stash.server_connection(), "args": args}
     process = subprocess.run(
-        [sys.executable, str(REPO / "ai_tagger")],
+        [str(python), str(plugin_dir / "ai_tagger")],
         input=json.dumps(payload),
         capture_output=True,
         text=True,

@@ -73,10 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             after = tags_of(stash, kind, item_id)
             print(f"{kind + ' ' + item_id:<10} {description:<{width}}  {before[(kind, item_id)]:<20} {after}")
         output = result["output"] or {}
+        tagged = "would tag" if args.mode == "preview" else "tagged"
         print(
-            f"\nprocessed {output.get('processed', 0)}, tagged {output.get('tagged', 0)}, "
+            f"\nprocessed {output.get('processed', 0)}, {tagged} {output.get('tagged', 0)}, "
             f"errored {output.get('errored', 0)}, gateway calls {output.get('gateway_calls', 0)}, "
-            f"tokens {output.get('tokens', {}).get('total', 0)}; error: {result['error']}"
+            f"tokens {output.get('tokens', {}).get('total', 0)}"
+            + (f"; error: {result['error']}" if result["error"] else "")
         )
         return done.returncode
 

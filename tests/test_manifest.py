@@ -57,6 +57,7 @@ def test_tasks_cover_every_mode_with_string_args():
         "Tag untagged images": {"mode": "tag_images"},
         "Preview tags (dry run)": {"mode": "preview"},
         "Re-apply tags from cache": {"mode": "reapply"},
+        "Install or update dependencies": {"mode": "install_deps"},
     }
     assert {args["mode"] for args in tasks.values()} <= set(MODES)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ai_tagger.settings import Settings, SettingsError
+from ai_tagger.settings import Settings, SettingsError, manifest_settings
 
 
 def test_untouched_settings_get_defaults():
@@ -56,3 +56,32 @@ def test_api_key_is_hidden_in_repr():
     settings = Settings.from_stash({"apiKey": "sk-secret-value"})
     assert "sk-secret-value" not in repr(settings)
     assert settings.api_key.get_secret_value() == "sk-secret-value"
+
+
+@pytest.mark.parametrize("key", [k for k, kind in manifest_settings().items() if kind == "NUMBER"])
+@pytest.mark.parametrize("value", [True, False])
+def test_number_settings_refuse_booleans(key, value):
+    # pydantic would read true as 1 (minConfidence: true -> 1 %); every NUMBER setting refuses it by name.
+    with pytest.raises(SettingsError, match=f"{key}: must be a number, not true/false"):
+        Settings.from_stash({key: value})
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"gatewayUrl": "http://user:pw@h:4000/v1"}, "gatewayUrl"),  # credentials belong in apiKey
+        ({"gatewayUrl": "http://h:4000/v1?key=abcd"}, "gatewayUrl"),
+        ({"gatewayUrl": "http://h:99999/v1"}, "gatewayUrl"),  # port out of range
+        ({"gatewayUrl": "http://h:0/v1"}, "gatewayUrl"),
+        ({"apiKey": "sk-abcd\nX-Evil: 1"}, "apiKey"),  # header injection
+        ({"authScheme": "Bearer\r\nX-Evil: 1"}, "authScheme"),
+        ({"requestTimeout": 0.5}, "requestTimeout"),
+        ({"createdTagParent": "ai_review"}, "createdTagParent"),  # a status tag, in any case
+    ],
+)
+def test_unsafe_values_are_refused_without_echo(values, key):
+    with pytest.raises(SettingsError, match=key) as caught:
+        Settings.from_stash(values)
+    message = str(caught.value)
+    assert "pw" not in message and "abcd" not in message and "X-Evil" not in message
+    assert "errors.pydantic.dev" not in message

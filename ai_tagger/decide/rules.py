@@ -3,10 +3,16 @@
 Every name in a rule is compared by :func:`~ai_tagger.decide.normalize.key`, so the file can be
 written in any case or spacing. A malformed file raises :class:`RulesError` naming the file and
 the line, because the user edits it by hand and needs to know where to look.
+
+The file is read on every run, so reading it must stay cheap whatever it holds: only a regular
+file of at most :data:`MAX_BYTES` is opened, and YAML anchors, aliases and merge keys are refused
+while the document is composed, so an alias bomb ("billion laughs") costs nothing.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -14,6 +20,8 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from yaml.composer import Composer, ComposerError
+from yaml.events import AliasEvent
 
 from ai_tagger.decide.normalize import key, singulars
 
@@ -30,31 +38,37 @@ class _EntryError(ValueError):
         self.entry = entry
 
 
-def _name(value: Any, entry: tuple[str | int, ...]) -> str:
-    if not isinstance(value, str) or not key(value):
+def _named(value: Any, entry: tuple[str | int, ...]) -> tuple[str, str]:
+    """``(name as written, its key)``, computed once: a rules file may hold tens of thousands of names."""
+    name_key = key(value) if isinstance(value, str) else ""
+    if not name_key:
         raise _EntryError("must be a tag name", entry)
-    return value.strip()
+    return value.strip(), name_key
+
+
+def _name(value: Any, entry: tuple[str | int, ...]) -> str:
+    return _named(value, entry)[0]
 
 
 def _flatten_synonyms(raw: dict[str, Any]) -> dict[str, str]:
     """Both accepted forms as one many-to-one map: spelling -> the user's tag."""
     flat: dict[str, str] = {}
-    owner: dict[str, str] = {}
+    owner: dict[str, tuple[str, str]] = {}
     for left, right in raw.items():
-        pairs: list[tuple[str, str, tuple[str | int, ...]]]
+        pairs: list[tuple[tuple[str, str], tuple[str, str], tuple[str | int, ...]]]
         if isinstance(right, list):
-            target = _name(left, (left,))
-            pairs = [(_name(s, (left, i)), target, (left, i)) for i, s in enumerate(right)]
+            target = _named(left, (left,))
+            pairs = [(_named(s, (left, i)), target, (left, i)) for i, s in enumerate(right)]
         elif isinstance(right, str):
-            pairs = [(_name(left, (left,)), _name(right, (left,)), (left,))]
+            pairs = [(_named(left, (left,)), _named(right, (left,)), (left,))]
         else:
             raise _EntryError("must be a tag name or a list of tag names", (left,))
-        for spelling, target, entry in pairs:
-            earlier = owner.get(key(spelling))
-            if earlier is not None and key(earlier) != key(target):
-                raise _EntryError(f"{spelling!r} already maps to {earlier!r}", entry)
-            owner[key(spelling)] = target
-            flat[spelling] = target
+        for (spelling, spelling_key), (target_name, target_key), entry in pairs:
+            earlier = owner.get(spelling_key)
+            if earlier is not None and earlier[1] != target_key:
+                raise _EntryError(f"{spelling!r} already maps to {earlier[0]!r}", entry)
+            owner[spelling_key] = (target_name, target_key)
+            flat[spelling] = target_name
     return flat
 
 
@@ -201,35 +215,92 @@ SECTION_NAMES = {
 """Section names as written (any case, ``_``/``-``/space) -> the canonical section."""
 
 
+MAX_BYTES = 1_000_000
+"""Largest rules file read (1 MB): far above any hand-written file, small enough to read on every run."""
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NULL, _MERGE, _STR = "tag:yaml.org,2002:null", "tag:yaml.org,2002:merge", "tag:yaml.org,2002:str"
+
+
+class _NoAliasComposer(Composer):
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Refuse an anchor or alias before it is resolved: an alias bomb is stopped at its first ``&``."""
+        event = self.peek_event()
+        if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed: write the names out",
+                event.start_mark,
+            )  # fmt: skip
+        return super().compose_node(parent, index)
+
+
+class RulesLoader(_NoAliasComposer, _BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader (libyaml's when installed: it is several times faster), composing without aliases."""
+
+    def __init__(self, stream: str) -> None:
+        _BaseLoader.__init__(self, stream)
+        Composer.__init__(self)
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """Plain scalars stay text (only null and ``<<`` matter here): YAML 1.1's regex guessing is skipped."""
+        if kind is yaml.ScalarNode and implicit[0]:
+            return _NULL if value in ("", "~", "null", "Null", "NULL") else _MERGE if value == "<<" else _STR
+        return super().resolve(kind, value, implicit)
+
+
 def load_rules(path: str | Path) -> Rules:
     """Read and check a rules file; raise :class:`RulesError` naming the file and line."""
     where = Path(path)
     try:
-        text = where.read_text(encoding="utf-8")
+        text = _read_regular_file(where)
     except FileNotFoundError:
         raise RulesError(f"rules file {where} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(f"rules file {where} cannot be read: {exc}") from None
+    except UnicodeDecodeError:
+        raise RulesError(f"rules file {where} is not UTF-8 text") from None
+    except OSError as exc:
+        raise RulesError(f"rules file {where} cannot be read: {exc.strerror or exc}") from None
     return parse_rules(text, source=str(where))
+
+
+def _read_regular_file(where: Path) -> str:
+    """The file's text; a directory, FIFO, device or oversized file is refused before it is read."""
+    if where.is_dir():
+        raise RulesError(f"rules file {where} is a folder: rulesFile must name a YAML file")
+    # Non-blocking, so that opening a FIFO cannot hang the run; fstat then refuses it.
+    fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise RulesError(f"rules file {where} is not a regular file (a pipe or device): name a YAML file")
+        data = file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise RulesError(f"rules file {where} is larger than {MAX_BYTES // 1_000_000} MB, the most a rules file may be")
+    return data.decode("utf-8")
 
 
 def parse_rules(text: str, *, source: str = "<rules>") -> Rules:
     """:func:`load_rules` for text already in memory (``source`` names it in errors)."""
+    if len(text) > MAX_BYTES:
+        raise RulesError(f"{source} is larger than {MAX_BYTES // 1_000_000} MB, the most a rules file may be")
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=RulesLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise RulesError(f"{source}, line {line}: invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise RulesError(f"{source}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise RulesError(f"{source}: nested too deeply to be a rules file") from None
     if root is None:
         return Rules()
     if isinstance(root, yaml.MappingNode):
         for key_node, _ in root.value:
             if isinstance(key_node, yaml.ScalarNode):
                 key_node.value = SECTION_NAMES.get(key(key_node.value), key_node.value)
-    data = _plain(root, source, frozenset())
+    try:
+        data = _plain(root, source)
+    except RecursionError:
+        raise RulesError(f"{source}: nested too deeply to be a rules file") from None
     if not isinstance(data, dict):
         raise RulesError(f"{source}, line {_line(root)}: the rules must be a mapping (synonyms:, block:, ...)")
     try:
@@ -242,28 +313,27 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
-def _plain(node: yaml.Node, source: str, path: frozenset[int]) -> Any:
+def _plain(node: yaml.Node, source: str) -> Any:
     """The node as Python data, every scalar kept as the text the user wrote.
 
     Tag names such as ``No``, ``On`` or ``1984`` stay names (YAML 1.1 would turn them into a
     boolean or a number); pydantic converts the scalars that must be numbers or booleans.
     """
-    if id(node) in path:
-        raise RulesError(f"{source}, line {_line(node)}: an alias refers to itself")
-    inner = path | {id(node)}
     if isinstance(node, yaml.MappingNode):
         mapping: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            name = _plain(key_node, source, inner)
+            if key_node.tag == _MERGE:
+                raise RulesError(f"{source}, line {_line(key_node)}: YAML merge keys (<<) are not allowed")
+            name = _plain(key_node, source)
             if not isinstance(name, str):
                 raise RulesError(f"{source}, line {_line(key_node)}: a key must be a plain name")
             if name in mapping:
                 raise RulesError(f"{source}, line {_line(key_node)}: {name!r} is given twice")
-            mapping[name] = _plain(value_node, source, inner)
+            mapping[name] = _plain(value_node, source)
         return mapping
     if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, source, inner) for item in node.value]
-    if node.tag == "tag:yaml.org,2002:null" and node.style is None:
+        return [_plain(item, source) for item in node.value]
+    if node.tag == _NULL and not node.style:  # plain style: None in Python, "" in libyaml
         return None
     return node.value
 

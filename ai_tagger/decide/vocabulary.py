@@ -92,6 +92,10 @@ class Vocabulary:
                     queue.append(tag)
         return found
 
+    def branch_root(self, parent: str) -> Tag | None:
+        """The tag ``vocabularyParent`` names (by name or alias), if it exists."""
+        return self.exact(parent) or self.find(parent)
+
     def prompt_tags(self, budget: int, *, parent: str | None = None, exclude_ids: Iterable[str] = ()) -> list[Tag]:
         """The tags worth naming to the model: one branch (``parent``'s descendants) or all, most used first.
 
@@ -99,7 +103,7 @@ class Vocabulary:
         """
         if budget <= 0:
             return []
-        root = (self.exact(parent) or self.find(parent)) if parent else None
+        root = self.branch_root(parent) if parent else None
         pool = self.descendants(root.id) if root else self.tags.values()
         skip = set(exclude_ids)
         ranked = sorted(

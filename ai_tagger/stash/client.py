@@ -70,7 +70,7 @@ class StashClient:
                 self.url, json={"query": document, "variables": variables or {}}, timeout=TIMEOUT
             )
         except requests.RequestException as exc:
-            raise StashError(f"cannot reach Stash at {self.url}: {type(exc).__name__}") from None
+            raise StashError(f"cannot reach Stash at {self.url}: {_why(exc)}") from None
         if response.status_code in (401, 403):
             raise StashError(f"Stash refused the plugin's credentials (HTTP {response.status_code})")
         try:
@@ -89,7 +89,7 @@ class StashClient:
         try:
             response = self.session().get(url, headers=self.auth_headers, timeout=(5, 120))
         except requests.RequestException as exc:
-            raise StashError(f"cannot download from Stash: {type(exc).__name__}") from None
+            raise StashError(f"cannot download from Stash: {_why(exc)}") from None
         if not response.ok:
             raise StashError(f"Stash answered HTTP {response.status_code} for {url.split('?')[0]}")
         return response.content
@@ -199,6 +199,17 @@ class StashClient:
     def _update_tags(self, kind: str, item_id: str, tag_ids: list[str], mode: str) -> None:
         document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
         self.execute(document, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": mode}}})
+
+
+def _why(exc: requests.RequestException) -> str:
+    """A transport failure in words (the exception's own text may carry the URL and its query)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS/SSL error (check http vs https and the certificate)"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {TIMEOUT[0]}-{TIMEOUT[1]} s"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection refused or host unreachable (check the address and that Stash is running)"
+    return "the request could not be sent (check the address)"
 
 
 def _untagged() -> dict[str, Any]:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ai_tagger.stash import endpoint
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
@@ -19,9 +21,10 @@ class SessionCookie(_Model):
 class ServerConnection(_Model):
     """``server_connection`` as Stash writes it on stdin (Go field names)."""
 
-    scheme: str = Field("http", alias="Scheme")
+    scheme: Literal["http", "https"] = Field("http", alias="Scheme")
     host: str = Field("localhost", alias="Host")
-    port: int = Field(9999, alias="Port")
+    port: int = Field(9999, ge=1, le=65535, alias="Port")
+    base_path: str = Field("", alias="BasePath")
     session_cookie: SessionCookie | None = Field(None, alias="SessionCookie")
     api_key: str | None = Field(None, alias="ApiKey")
     dir: str | None = Field(None, alias="Dir")
@@ -29,10 +32,7 @@ class ServerConnection(_Model):
 
     @property
     def base_url(self) -> str:
-        host = "localhost" if self.host in ("0.0.0.0", "", "::") else self.host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"{self.scheme}://{host}:{self.port}"
+        return endpoint.base_url(self.model_dump(by_alias=True))
 
 
 class PluginInput(_Model):
