@@ -72,6 +72,13 @@ def _enabled(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"))
 
 
+def _configured(settings: dict[str, Any]) -> bool:
+    """The built-in local model needs nothing set; a gateway needs its URL and model."""
+    if str(settings.get("provider") or "").strip().lower() == "local":
+        return True
+    return bool(str(settings.get("gatewayUrl") or "").strip() and str(settings.get("model") or "").strip())
+
+
 def on_create(raw_input: dict[str, Any], log: Log) -> dict[str, Any]:
     """Queue the tagging task for new media; the output says what was decided."""
     hook_type = str((raw_input.get("args") or {}).get("hookContext", {}).get("type") or "hook")
@@ -81,7 +88,7 @@ def on_create(raw_input: dict[str, Any], log: Log) -> dict[str, Any]:
         if _enabled(settings.get("disableAutoTag")):
             log.debug(f"{hook_type}: automatic tagging is disabled")
             return {"hook": hook_type, "queued": False, "reason": "disableAutoTag is on"}
-        if not str(settings.get("gatewayUrl") or "").strip() or not str(settings.get("model") or "").strip():
+        if not _configured(settings):
             log.debug(f"{hook_type}: gateway not configured, nothing queued")
             return {"hook": hook_type, "queued": False, "reason": "gateway not configured"}
         jobs = _graphql(connection, queries.JOB_QUEUE).get("jobQueue") or []

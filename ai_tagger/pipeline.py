@@ -111,7 +111,7 @@ def run(
     if limit is not None:
         work = itertools.islice(work, limit)
         summary.total = min(summary.total, limit)
-    log.info(f"{mode}: {summary.total} item(s) to process with {settings.model} at {settings.gateway_url}")
+    log.info(f"{mode}: {summary.total} item(s) to process with {settings.describe_model()}")
     workers = settings.concurrency + (os.cpu_count() or 1)
     started = time.monotonic()
     failures_in_a_row = 0
@@ -149,7 +149,7 @@ def run(
     tagged, applied = ("would tag", "would be applied") if mode == "preview" else ("tagged", "applied")
     log.info(
         f"{mode}: done, {summary.processed} item(s), {tagged} {summary.tagged}, {summary.review} for review, "
-        f"{summary.errored} errored, {summary.tags_applied} tag(s) {applied}, {summary.gateway_calls} gateway "
+        f"{summary.errored} errored, {summary.tags_applied} tag(s) {applied}, {summary.gateway_calls} model "
         f"call(s), {summary.cache_hits} cached, {summary.usage.total_tokens} tokens"
     )
     return summary

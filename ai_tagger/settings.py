@@ -21,6 +21,10 @@ STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
 STATUS_REVIEW = "AI_Review"
 STATUS_TAGS = (STATUS_TAGGED, STATUS_ERRORED, STATUS_REVIEW)
+LOCAL_PROVIDER = "local"
+LOCAL_MODELS = ("nudenet-320n",)
+"""Models of the built-in ``local`` provider; the first is the default (kept in step with
+``ai_tagger.local.detector.MODELS`` by a test, so settings need not import the detector)."""
 
 
 class SettingsError(ValueError):
@@ -49,14 +53,15 @@ class Settings(BaseModel):
         None,
         alias="model",
         title="Model",
-        description="Vision model name as the gateway knows it, e.g. gpt-4o-mini, qwen2.5vl:7b.",
+        description="Vision model name as the gateway knows it, e.g. gpt-4o-mini, qwen2.5vl:7b. With provider "
+        "local: nudenet-320n (the default).",
     )
     provider: str = Field(
         "openai",
         alias="provider",
         title="Provider",
-        description="Gateway protocol: 'openai' (any OpenAI-compatible server) or 'labels' (a local classifier "
-        "server, see README). Default openai.",
+        description="Gateway protocol: 'openai' (any OpenAI-compatible server), 'labels' (a local classifier "
+        "server, see README) or 'local' (the built-in NudeNet model: no gateway needed). Default openai.",
     )
     auth_scheme: str = Field(
         "Bearer",
@@ -244,6 +249,22 @@ class Settings(BaseModel):
             return None
         return value.strip() if isinstance(value, str) else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _local_model(cls, data: Any) -> Any:
+        """With provider local, ``model`` names the built-in detector and defaults to it."""
+        if not isinstance(data, dict):
+            return data
+        provider = data.get("provider")
+        if not isinstance(provider, str) or provider.strip().lower() != LOCAL_PROVIDER:
+            return data
+        model = data.get("model")
+        if model is None or (isinstance(model, str) and not model.strip()):
+            return {**data, "model": LOCAL_MODELS[0]}
+        if not isinstance(model, str) or model.strip() not in LOCAL_MODELS:
+            raise ValueError(f"model: provider local offers {', '.join(LOCAL_MODELS)}, not {model!r}")
+        return data
+
     @field_validator(
         "min_confidence", "frames_per_scene", "max_tags_per_item", "concurrency", "request_timeout",
         "max_image_side", "max_tokens_per_run", "review_confidence", "min_frames", "vocabulary_budget",
@@ -269,7 +290,7 @@ class Settings(BaseModel):
     def _zero_is_auto(cls, value: Any) -> Any:
         return None if value in (0, "0") and not isinstance(value, bool) else value
 
-    @field_validator("frame_layout", "image_detail", mode="before")
+    @field_validator("frame_layout", "image_detail", "provider", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -332,8 +353,19 @@ class Settings(BaseModel):
         return key if scheme.lower() in ("", "none") else f"{scheme} {key}"
 
     @property
+    def local(self) -> bool:
+        """The built-in model: no gateway, no vocabulary or prompt."""
+        return self.provider == LOCAL_PROVIDER
+
+    @property
     def configured(self) -> bool:
-        return bool(self.gateway_url and self.model)
+        return self.local or bool(self.gateway_url and self.model)
+
+    def describe_model(self) -> str:
+        """The model a run uses, for the log."""
+        if self.local:
+            return f"the built-in local model {self.model}"
+        return f"{self.model} at {self.gateway_url}"
 
     def require_gateway(self) -> None:
         """Fail with what to fill in when the gateway is not set up."""

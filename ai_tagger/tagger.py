@@ -83,7 +83,8 @@ class Tagger:
             trust_unscored=settings.trust_unscored_tags,
         )
         own = {t.id for t in (vocabulary.exact(n) for n in (*STATUS_TAGS, settings.created_tag_parent)) if t}
-        offered = vocabulary.prompt_tags(settings.vocabulary_budget, parent=settings.vocabulary_parent, exclude_ids=own)
+        budget = 0 if settings.local else settings.vocabulary_budget
+        offered = vocabulary.prompt_tags(budget, parent=settings.vocabulary_parent, exclude_ids=own)
         self.hint = [prompt_entry(tag) for tag in offered]
         closed = settings.only_existing_tags and 0 < len(offered) <= MAX_ENUM
         self.allowed = [tag.name for tag in offered] if closed else []
@@ -99,6 +100,12 @@ class Tagger:
         return bool(parent) and self.book.vocabulary.branch_root(str(parent)) is None
 
     def describe_vocabulary(self) -> str:
+        if self.settings.local:
+            return (
+                "the local model reports its own fixed names (map them with synonyms in the rules file): "
+                "vocabularyParent, vocabularyBudget, onlyExistingTags' closed list, includeContext, frameLayout "
+                "and imageDetail do not apply to it"
+            )
         parent = self.settings.vocabulary_parent
         if self.parent_missing:
             scope = f"most used: vocabularyParent {parent!r} names no tag, so the vocabulary fell back to all tags"
@@ -128,7 +135,7 @@ class Tagger:
         Items with the same key (duplicate files) wait for each other, so the second one finds
         the first one's answer in the cache instead of paying for it again.
         """
-        context = item_context(item) if self.settings.include_context else ""
+        context = item_context(item) if self.settings.include_context and not self.settings.local else ""
         cache_key = self._key(item, context)
         if self.cache is None or cache_key is None:
             return self._ask(item, context, None)
@@ -159,7 +166,7 @@ class Tagger:
             shots = pictures(item, self.media, self._fetch)
         grid = None
         frame_count = len(shots)
-        if self.settings.frame_layout == "grid" and len(shots) > 1:
+        if self.settings.frame_layout == "grid" and len(shots) > 1 and not self.settings.local:
             sheet, grid = contact_sheet(shots, max_side=self.settings.max_image_side)
             shots = [sheet]
         request = TagRequest(

@@ -716,6 +716,13 @@ def bench_scaleout(ctx: Context) -> Result:
 # =========================================================================== main
 
 
+def bench_local(ctx: Context) -> Result:
+    """The built-in local model: see benchmarks/local_model.py."""
+    from benchmarks import local_model
+
+    return local_model.run(ctx)
+
+
 BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "hook": bench_hook,
     "gateway": bench_gateway,
@@ -723,6 +730,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "frames": bench_frames,
     "rss": bench_rss,
     "tokens": bench_tokens,
+    "local": bench_local,
     "scaleout": bench_scaleout,
 }
 

@@ -1,10 +1,13 @@
-"""Demo: the real "Tag untagged" run against the bundled Stash-compatible and model servers.
+"""Demo: the real "Tag untagged" run against the bundled Stash-compatible server.
 
-Generates a small library (videos with ffmpeg, images with Pillow, one inside a zip, one
-corrupt video), seeds a few of the user's own tags, then starts the plugin exactly as Stash
-does (``python {pluginDir}/ai_tagger`` fed the stdin JSON) and prints a before/after table.
+By default the plugin uses its built-in local model (``provider: local``, NudeNet on CPU) on
+real photographs from scikit-image's bundled samples (loaded at run time) and a video made
+from one of them with ffmpeg. ``--provider test`` instead generates a library of solid-colour
+videos and images (one inside a zip, one corrupt video) and tags it through the bundled
+OpenAI-compatible test model. Either way the plugin starts exactly as Stash starts it
+(``python {pluginDir}/ai_tagger`` fed the stdin JSON) and a before/after table is printed.
 
-    python -m tests.demo [--mode preview]
+    python -m tests.demo [--mode preview] [--provider local|test]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 from tests import media
@@ -23,7 +27,22 @@ from tests.servers.stash_server import FakeStash
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seed(stash: FakeStash, folder: Path) -> list[tuple[str, str, str]]:
+def seed_photos(stash: FakeStash, folder: Path) -> list[tuple[str, str, str]]:
+    """Real photographs and a 20 s video of one, plus an item the user tagged already."""
+    favourite = stash.add_tag("Favourite")
+    what = {"astronaut": "photo: astronaut", "camera": "photo: cameraman", "chelsea": "photo: cat",
+            "coffee": "photo: cup of coffee"}  # fmt: skip
+    paths = {name: media.make_photo(folder / f"{name}.png", name) for name in media.PHOTOS}
+    rows = [("image", stash.add_image(paths[name]), what[name]) for name in media.PHOTOS]
+    video = media.make_still_video(folder / "astronaut.mp4", paths["astronaut"], seconds=20)
+    rows.append(("scene", stash.add_scene(video), "20 s video of the astronaut"))
+    mine = media.make_still_video(folder / "mine.mp4", paths["camera"], seconds=5)
+    rows.append(("scene", stash.add_scene(mine, tag_ids=[favourite]), "already tagged by the user"))
+    rows.append(("scene", stash.add_scene(media.make_corrupt(folder / "broken.mp4"), duration=30), "corrupt video"))
+    return rows
+
+
+def seed_colours(stash: FakeStash, folder: Path) -> list[tuple[str, str, str]]:
     """A library with user tags and untagged media; returns (kind, id, description) rows."""
     crimson = stash.add_tag("Crimson", aliases=["Red"])
     stash.add_tag("Outdoors", aliases=["Outside"])
@@ -49,14 +68,24 @@ def tags_of(stash: FakeStash, kind: str, item_id: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="tag_untagged", choices=["tag_untagged", "tag_scenes", "tag_images", "preview"])
+    parser.add_argument(
+        "--provider",
+        default="local",
+        choices=["local", "test"],
+        help="local: the built-in model on real photos (default); test: the bundled OpenAI-compatible test model",
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="ai-tagger-demo-") as tmp, FakeStash() as stash, FakeModel() as model:
+    with tempfile.TemporaryDirectory(prefix="ai-tagger-demo-") as tmp, FakeStash() as stash, ExitStack() as stack:
         folder = Path(tmp)
-        rows = seed(stash, folder)
-        stash.set_plugin_settings(
-            "ai_tagger",
-            {"gatewayUrl": model.base_url, "apiKey": model.api_key, "model": model.models[0], "minConfidence": 50},
-        )
+        if args.provider == "local":
+            rows = seed_photos(stash, folder)
+            settings = {"provider": "local", "minConfidence": 50}
+        else:
+            model = stack.enter_context(FakeModel())
+            rows = seed_colours(stash, folder)
+            settings = {"gatewayUrl": model.base_url, "apiKey": model.api_key, "model": model.models[0],
+                        "minConfidence": 50}  # fmt: skip
+        stash.set_plugin_settings("ai_tagger", settings)
         before = {(kind, item_id): tags_of(stash, kind, item_id) for kind, item_id, _ in rows}
         payload = {"server_connection": stash.server_connection(), "args": {"mode": args.mode}}
         print(f"Running mode {args.mode!r} as Stash would: {sys.executable} {REPO / 'ai_tagger'}\n")
@@ -67,16 +96,22 @@ def main(argv: list[str] | None = None) -> int:
             if line.startswith("\x01") and line[1] in "iwe":
                 print(f"  [{ {'i': 'info', 'w': 'warn', 'e': 'error'}[line[1]] }] {line[3:]}")
         result = json.loads(done.stdout)
+        output = result["output"] or {}
+        scores = {
+            (row["kind"], row["id"]): ", ".join(f"{c['tag']} {c['score']:.2f}" for c in row.get("candidates", []))
+            for row in output.get("items", [])
+        }
         width = max(len(d) for _, _, d in rows)
-        print(f"\n{'item':<10} {'what':<{width}}  {'before':<20} after")
+        print(f"\n{'item':<10} {'what':<{width}}  {'before':<20} {'after':<40} model said (score)")
         for kind, item_id, description in rows:
             after = tags_of(stash, kind, item_id)
-            print(f"{kind + ' ' + item_id:<10} {description:<{width}}  {before[(kind, item_id)]:<20} {after}")
-        output = result["output"] or {}
+            said = scores.get((kind, item_id), "")
+            was = before[(kind, item_id)]
+            print(f"{kind + ' ' + item_id:<10} {description:<{width}}  {was:<20} {after:<40} {said}")
         tagged = "would tag" if args.mode == "preview" else "tagged"
         print(
             f"\nprocessed {output.get('processed', 0)}, {tagged} {output.get('tagged', 0)}, "
-            f"errored {output.get('errored', 0)}, gateway calls {output.get('gateway_calls', 0)}, "
+            f"errored {output.get('errored', 0)}, model calls {output.get('gateway_calls', 0)}, "
             f"tokens {output.get('tokens', {}).get('total', 0)}"
             + (f"; error: {result['error']}" if result["error"] else "")
         )

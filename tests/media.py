@@ -292,3 +292,41 @@ def mean_colour_name(image_bytes: bytes, palette: Sequence[Colour] = DEFAULT_PAL
     """Palette name of an encoded image's mean colour (same classifier as the fake model)."""
     with Image.open(io.BytesIO(image_bytes)) as image:
         return classify_image(image, palette).name
+
+
+# --------------------------------------------------------------------------- real photographs
+
+
+PHOTOS = ("astronaut", "camera", "chelsea", "coffee")
+"""Public-domain photographs bundled in scikit-image's wheel (``skimage.data``), loaded at run
+time and never copied into this repository: a woman's face, a man's face, a cat, a cup."""
+
+
+def photo(name: str) -> Image.Image:
+    """A scikit-image sample photograph as an RGB (or greyscale ``L``) Pillow image."""
+    from skimage import data
+
+    if name not in PHOTOS:
+        raise ValueError(f"unknown photo {name!r}; choose from {', '.join(PHOTOS)}")
+    return Image.fromarray(getattr(data, name)())
+
+
+def make_photo(path: str | Path, name: str, *, mode: str | None = None, fmt: str | None = None) -> Path:
+    """Save a sample photograph (optionally converted to ``mode``, e.g. CMYK) under ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = photo(name)
+    if mode:
+        image = image.convert(mode)
+    image.save(path, format=_format_for(path, fmt))
+    return path
+
+
+def make_still_video(path: str | Path, picture: str | Path, *, seconds: float = 20, fps: int = 10) -> Path:
+    """An H.264 video showing one picture for ``seconds``: every frame shows the same thing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _run([FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-loop", "1", "-framerate", str(fps),
+          "-i", str(picture), "-t", f"{seconds:g}", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+          *_codec_args("libx264", fps, gop=fps, preset="veryfast"), "-an", "-movflags", "+faststart", str(path)])
+    return path

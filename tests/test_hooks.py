@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from tests import imports
 from tests.conftest import PLUGIN_ID, REPO, PluginRun, configure, run_plugin
 
 TASK_NAME = "Tag untagged scenes and images"
@@ -249,3 +250,18 @@ def test_hook_run_from_any_working_directory(stash, model, tmp_path: Path):
 
     assert_scan_safe(run)
     assert len(our_jobs(stash)) == 1
+
+
+def test_hook_with_provider_local_queues_and_imports_only_the_standard_library(stash, model, monkeypatch, tmp_path):
+    """The local model needs no gateway, so the hook must queue without one; and it stays fast:
+    no pydantic, no requests, none of the local model's numpy/OpenCV/onnxruntime/nudenet."""
+    stash.set_plugin_settings(PLUGIN_ID, {"provider": "local"})
+    modules = imports.record(monkeypatch, tmp_path / "modules.txt")
+
+    run = run_plugin(stash, hook_args("5"))
+
+    assert_scan_safe(run)
+    [job] = our_jobs(stash)
+    assert job["args_map"] == {"mode": "tag_untagged"} and run.output["queued"] is True
+    assert imports.imported_beyond_stdlib(modules, tmp_path) == set()
+    assert_nothing_written(stash, model)

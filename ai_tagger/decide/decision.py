@@ -4,9 +4,11 @@ An item's score for a tag combines how sure the model is with how much of the it
 ``score = confidence * sqrt(frames showing the tag / frames sent)``. When the model does not say
 which frames show a tag (or only one picture was sent) the score is the confidence.
 
-Per candidate, in this order: the user's synonyms rename it, spellings of one tag merge, then
-reserved names, the block list, the allow list, the minimum frame count, the tag's own threshold
-(else ``minConfidence``) with the review tier below it, ``onlyExistingTags`` and the cap decide.
+Opt-in candidates (names a provider reports only on request) that the allow list does not name
+are held back first. Per candidate, in this order: the user's synonyms rename it, spellings of
+one tag merge, then reserved names, the block list, the allow list, the minimum frame count,
+the tag's own threshold (else ``minConfidence``) with the review tier below it,
+``onlyExistingTags`` and the cap decide.
 A candidate the model named without a confidence (unscored) has no score to compare: it goes to
 review when a review tier is set, else it is applied only with ``trustUnscoredTags``, after
 every scored tag.
@@ -275,8 +277,23 @@ def _with_parents(verdicts: list[Verdict], vocabulary: Vocabulary, policy: Polic
     return result
 
 
+def _opted_out(candidate: Candidate, rules: Rules) -> bool:
+    """An opt-in name (the local model's covered body parts) that the allow list does not name."""
+    return candidate.opt_in and rules.names(candidate.name) is None
+
+
+def _held(candidates: Sequence[Candidate], frame_count: int) -> list[Verdict]:
+    verdicts = [
+        Verdict(c.name, c.confidence, score(c, frame_count), c.frames, None, NOT_ALLOWED, "opt-in: name it in allow")
+        for c in candidates
+    ]
+    return sorted(verdicts, key=_order)
+
+
 def decide(candidates: Sequence[Candidate], frame_count: int, vocabulary: Vocabulary, policy: Policy) -> Decision:
     """The verdict on every candidate; the same input gives the same decision in any order."""
+    held = [c for c in candidates if _opted_out(c, policy.rules)]
+    candidates = [c for c in candidates if not _opted_out(c, policy.rules)]
     scored = sorted(
         ((score(t.candidate, frame_count), t) for t in _merge(candidates, vocabulary, policy.rules)),
         key=lambda row: (-row[0], key(row[1].label), row[1].tag.id if row[1].tag else ""),
@@ -293,4 +310,4 @@ def decide(candidates: Sequence[Candidate], frame_count: int, vocabulary: Vocabu
         )
     if policy.rules.add_parents:
         verdicts = sorted(_with_parents(verdicts, vocabulary, policy), key=_order)
-    return Decision(verdicts)
+    return Decision(verdicts + _held(held, frame_count))

@@ -181,6 +181,17 @@ class Rules(BaseModel):
         keys = _keys(names)
         return any(fnmatchcase(k, p) for p in self._allow_keys for k in keys)
 
+    def names(self, name: str) -> str | None:
+        """The allow pattern (as written) that names this tag on purpose: one with a literal part,
+        so a catch-all ``*`` keeps everything else allowed without opting in to anything."""
+        if self._allow_keys is None or self.allow is None:
+            return None
+        keys = _keys([name])
+        for pattern, pattern_key in zip(self.allow, self._allow_keys, strict=True):
+            if pattern_key.strip("*? ") and any(fnmatchcase(k, pattern_key) for k in keys):
+                return pattern
+        return None
+
     def threshold_for(self, names: Iterable[str]) -> tuple[str, float] | None:
         """``(name as written, percent)`` of the first name that has its own threshold."""
         if not self._threshold_index:

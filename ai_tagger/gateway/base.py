@@ -32,6 +32,10 @@ class Candidate(BaseModel):
 
     ``confidence`` is a 0..1 fraction, or ``None`` when the model named the tag without one
     (an *unscored* candidate: the decision step sends it to review or trusts it by setting).
+
+    ``opt_in`` marks a name the provider reports only when the rules file's ``allow`` list
+    names it (the local model's covered-body-part classes); it travels through the cache, so
+    re-applying later decides it the same way.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -39,6 +43,7 @@ class Candidate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     confidence: float | None = Field(ge=0, le=1)
     frames: tuple[int, ...] = ()
+    opt_in: bool = False
 
     @property
     def unscored(self) -> bool:

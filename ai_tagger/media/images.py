@@ -28,7 +28,15 @@ def prepare_image(data: bytes | io.BufferedIOBase | str, *, max_side: int, quali
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Flatten transparency onto white: a transparent background should not read as black."""
+    """Flatten transparency onto white: a transparent background should not read as black.
+
+    16-bit greyscale (``I;16``, a 16-bit PNG) is scaled to 8 bits: Pillow's own conversion clips
+    it, which turns most pictures white.
+    """
+    if image.mode.startswith("I;16") or image.mode == "I":
+        high = image.convert("I").getextrema()[1]
+        scale = 1 / 256 if isinstance(high, int) and high > 255 else 1
+        return image.convert("I").point(lambda v: v * scale).convert("L").convert("RGB")
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))

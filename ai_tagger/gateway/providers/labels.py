@@ -3,7 +3,8 @@
     POST {gatewayUrl}/labels   {"model": "<model>", "images": ["<base64 JPEG>", ...]}
     200                        {"labels": [{"name": "Dog", "score": 0.91, "frames": [1, 3]}, ...]}
 
-``score`` is 0..1; ``frames`` (optional) lists the 1-based images showing the label. A server
+``score`` is 0..1; ``frames`` (optional) lists the 1-based images showing the label; ``opt_in``
+(optional) marks a label applied only when the rules' allow list names it. A server
 may offer ``GET {gatewayUrl}/models`` (OpenAI list shape) for the preflight check. The key, if
 any, is sent as ``Authorization: <authScheme> <apiKey>``.
 """
@@ -26,6 +27,7 @@ class Label(BaseModel):
     name: str
     score: float
     frames: list[int] = Field(default_factory=list)
+    opt_in: bool = False
 
 
 class LabelsAnswer(BaseModel):
@@ -58,7 +60,9 @@ class LabelsProvider:
         candidates = []
         for label in answer.labels:
             try:
-                candidates.append(Candidate(name=label.name, confidence=label.score, frames=tuple(label.frames)))
+                candidates.append(
+                    Candidate(name=label.name, confidence=label.score, frames=tuple(label.frames), opt_in=label.opt_in)
+                )
             except ValidationError:
                 continue
         return TagAnswer(candidates)
