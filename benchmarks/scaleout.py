@@ -12,14 +12,12 @@ The proxy's own cost is reported apart: the same load straight to the 1-server g
 zero-latency server) and its CPU use; on a small machine that ceiling, not the servers, is
 where scaling stops.
 
-Self-contained (not tied to either benchmark harness): :func:`measure` does the work and
-returns plain figures; :func:`run` wraps them in the harness's ``Result``.
+:func:`measure` does the work and returns plain figures; :func:`run` wraps them in a ``Result``.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
 import statistics
 import threading
 import time
@@ -30,6 +28,7 @@ from typing import Any
 
 import requests
 
+from benchmarks.harness import Context, Result
 from tests import media
 from tests.conftest import gateway_settings, run_plugin
 from tests.litellm_gateway import MODEL_NAME, LiteLLMProxy, LiteLLMUnavailable, deployment, ensure_venv, proxy_settings
@@ -200,22 +199,10 @@ def measure(size: str, media_dir: Path) -> Scaleout:
     return result
 
 
-def _result_class() -> type:
-    """The harness's Result: ``benchmarks.harness`` once benchmarks are a package, else ``benchmarks.run``."""
-    for module in ("benchmarks.harness", "benchmarks.run"):
-        try:
-            return importlib.import_module(module).Result
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError("no benchmarks Result class found")
-
-
-def run(ctx: Any) -> Any:
-    """The benchmark for either harness: ``ctx.size`` (tiny/quick/full) or ``ctx.quick``, and ``ctx.media``."""
-    size = getattr(ctx, "size", None) or ("quick" if getattr(ctx, "quick", False) else "full")
-    res = _result_class()("scaleout")
+def run(ctx: Context) -> Result:
+    res = Result("scaleout")
     try:
-        data = measure(size, Path(ctx.media))
+        data = measure(ctx.size, Path(ctx.media))
     except LiteLLMUnavailable as exc:
         raise RuntimeError(f"scaleout needs LiteLLM's proxy (.ci/litellm-venv): {exc}") from None
     one = data.row("1 deployment(s)")

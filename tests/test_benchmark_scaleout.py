@@ -3,11 +3,10 @@ breaks it fails CI. No timing is looked at: the figures and PASS/MISS are the be
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from benchmarks import scaleout
+from benchmarks.harness import Context
 from tests.litellm_gateway import venv_or_skip
 
 pytestmark = pytest.mark.litellm
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.litellm
 def test_scaleout_benchmark_runs_at_tiny_size(tmp_path):
     venv_or_skip()
 
-    result = scaleout.run(SimpleNamespace(size="tiny", media=tmp_path))
+    result = scaleout.run(Context(size="tiny", media=tmp_path))
 
     assert result.error is None
     metrics = [figure.metric for figure in result.figures]

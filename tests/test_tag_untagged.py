@@ -59,7 +59,7 @@ def test_model_names_match_existing_tags_by_alias_and_case(stash, model, tmp_pat
     assert stash.tags_of_image(image) == {"water", "AI_Tagged"}
     created = [v["input"]["name"] for op, v in stash.operations if op == "TagCreate"]
     assert "Red" not in created and "Water" not in created
-    assert stash.tags_of_scene(scene) & {"Red"} == set() and crimson
+    assert stash.scene(scene)["tag_ids"] >= {crimson}  # the user's tag itself, not a new one named alike
 
 
 def test_new_tags_are_created_once_under_the_ai_parent(stash, model, tmp_path):
@@ -208,7 +208,7 @@ def test_stash_configured_ffmpeg_is_used(stash, model, tmp_path, red_video):
 
     run_plugin(stash, {"mode": "tag_scenes"})
 
-    assert calls.read_text().count("called") >= 1  # all frames of a scene come from one ffmpeg process
+    assert calls.read_text().count("called") == 1  # all frames of a scene come from one ffmpeg process
 
 
 @pytest.mark.parametrize(
@@ -319,10 +319,9 @@ def test_busy_gateway_is_retried_honouring_retry_after(stash, model, red_video):
     assert stash.tags_of_scene(scene) == {"Red", "AI_Tagged"}, run.stderr
     assert run.output["errored"] == 0
     retries = [line for line in run.log_lines("w") if "retry" in line]
-    assert [line.split(" (")[0] for line in retries] == [
-        "gateway: HTTP 429", "gateway: HTTP 500", "gateway: HTTP 503"]
-    assert "retry 1 of 4 in 0.05 s as it asked" in retries[0]  # the server's Retry-After: 0.05
-    assert "Rate limit reached" in retries[0]
+    assert [line.split(";")[0] for line in retries] == ["gateway: HTTP 429", "gateway: HTTP 500", "gateway: HTTP 503"]
+    assert retries[0] == "gateway: HTTP 429; retry 1 of 4 in 0.05 s as it asked"  # the server's Retry-After
+    assert retries[2].startswith("gateway: HTTP 503; retry 3 of 4 in")
 
 
 def test_malformed_answer_is_retried_once_then_marks_only_that_item(stash, model, tmp_path):
