@@ -1,7 +1,7 @@
 """``scaleout``: throughput through LiteLLM's router with 1, 2 and 4 servers behind one model name.
 
 Each server is a FakeModel with the capacity of a real inference node: ``PARALLEL`` calls at
-a time, ``LATENCY`` seconds each, later calls queue (a GPU box's slots). One LiteLLM proxy
+a time, a fixed latency each (1 s at full size), later calls queue (a GPU box's slots). One LiteLLM proxy
 serves three model groups (``vision-test`` on 1 server, ``vision-test-x2`` on 2, ``-x4`` on 4);
 the plugin runs ``tag_images`` as Stash runs it, at one ``concurrency`` that fills 4 servers,
 against each group in turn. Throughput is items / (first call reaching a server -> last answer
