@@ -894,9 +894,6 @@ def _make_handler(stash: FakeStash) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
-            # Like Go's net/http (Stash): no Nagle, else the body written after the headers waits
-            # for the client's delayed ACK (~40 ms per request on a kept-alive connection).
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with stash.lock:
                 stash._connections.add(self.connection)
 
