@@ -54,7 +54,7 @@ class Applier:
         decision = decide(answer.candidates, answer.frame_count, self.book.vocabulary, self.policy)
         if self.journal is None:
             return decision
-        rejected = self.journal.rejected(self.run_id, kind, item_id, current)
+        rejected = self.journal.rejected(kind, item_id, current)
         if not rejected:
             return decision
         verdicts = decision.verdicts

@@ -168,7 +168,7 @@ class Journal:
                 ]
             )
 
-    def rejected(self, run_id: str | None, kind: str, item_id: str, current: set[str]) -> set[str]:
+    def rejected(self, kind: str, item_id: str, current: set[str]) -> set[str]:
         """Tags the user removed from this item: journal says we added them, Stash says they are gone.
 
         Newly found ones are recorded; returns every tag ever rejected on the item, so that no run
