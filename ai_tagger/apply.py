@@ -24,7 +24,6 @@ from ai_tagger.settings import STATUS_ERRORED, STATUS_REVIEW, STATUS_TAGGED
 from ai_tagger.stash.client import StashClient
 from ai_tagger.tagbook import TagBook
 
-
 ON_ITEM = "on the item"
 """A review suggestion the item already has: not pending any more."""
 

@@ -233,8 +233,8 @@ class Journal:
     def applied_by_ai(self, kind: str, item_id: str) -> dict[str, dict[str, Any]]:
         """``tag id -> why``: content tags runs added to the item, still in force, the latest write of each."""
         rows = self.cache.query(
-            f"SELECT w.tag_id, w.confidence, w.score, w.frames, w.rule, w.provider, w.model, w.run_id, r.mode "  # noqa: S608
-            f"FROM writes w LEFT JOIN runs r ON r.id = w.run_id WHERE w.kind = ? AND w.item_id = ? AND w.had = 0 "
+            "SELECT w.tag_id, w.confidence, w.score, w.frames, w.rule, w.provider, w.model, w.run_id, r.mode "  # noqa: S608
+            "FROM writes w LEFT JOIN runs r ON r.id = w.run_id WHERE w.kind = ? AND w.item_id = ? AND w.had = 0 "
             "AND w.status = 0 AND w.done IS NOT NULL AND w.undone IS NULL AND w.dropped IS NULL AND w.rejected IS NULL "
             "ORDER BY w.time",
             (kind, item_id),

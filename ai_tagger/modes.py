@@ -59,6 +59,8 @@ TABLE: dict[str, Mode] = {
 }
 UNDOABLE = tuple(mode.name for mode in TABLE.values() if mode.journaled)
 """The tagging modes whose runs undo takes back."""
+OPERATIONS = tuple(mode.name for mode in TABLE.values() if mode.task == "review")
+"""Modes the review page calls through ``runPluginOperation``, never tasks in the manifest."""
 SETUP_MODES = ("install_deps",)
 """Modes the entry point handles before any task runs (no Stash items, no settings)."""
 MODES = (*TABLE, *SETUP_MODES)

@@ -80,7 +80,9 @@ def _suggestions(raw: str | None) -> list[dict[str, Any]]:
         found = json.loads(raw or "[]")
     except ValueError:
         return []
-    return [s for s in found if isinstance(s, dict) and isinstance(s.get("tag"), str)] if isinstance(found, list) else []
+    return (
+        [s for s in found if isinstance(s, dict) and isinstance(s.get("tag"), str)] if isinstance(found, list) else []
+    )
 
 
 class Review:
@@ -91,16 +93,22 @@ class Review:
         self.log = log
 
     def run(self, mode: str, args: dict[str, Any]) -> dict[str, Any]:
-        return self.list(args) if mode == "review_list" else self.decide(args)
+        return self.queue(args) if mode == "review_list" else self.decide(args)
 
     # ---- review_list -------------------------------------------------------------------
 
-    def list(self, args: dict[str, Any]) -> dict[str, Any]:
+    def queue(self, args: dict[str, Any]) -> dict[str, Any]:
         page = _whole(args, "page", 1, 1, 10**6)
         per_page = _whole(args, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
         kind = _kind(args.get("kind"), optional=True)
         kinds = (kind,) if kind else KINDS
-        total, rows = self.journal.pending(kinds, (page - 1) * per_page, per_page)
+        if args.get("id") not in (None, ""):  # one item, pending or not: the scene and image pages' AI panel
+            if kind is None:
+                raise InputError("review_list with an id needs its kind: scene or image")
+            item_id = _item_id(args["id"])
+            total, rows = 1, [(kind, item_id, self.journal.suggestions(kind, item_id) or "[]")]
+        else:
+            total, rows = self.journal.pending(kinds, (page - 1) * per_page, per_page)
         vocabulary = Vocabulary(self.client.all_tags()) if rows else None
         found: dict[tuple[str, str], ReviewItem] = {}
         for one in KINDS:
@@ -110,7 +118,9 @@ class Review:
         for item_kind, item_id, raw in rows:
             item = found.get((item_kind, item_id))
             if item is None:
-                notes.append(f"{item_kind} {item_id}: deleted in Stash since it was tagged; its suggestions are dropped")
+                notes.append(
+                    f"{item_kind} {item_id}: deleted in Stash since it was tagged; its suggestions are dropped"
+                )
                 self.journal.cache.swap_review(item_kind, item_id, raw, "[]")
                 continue
             assert vocabulary is not None
@@ -139,7 +149,9 @@ class Review:
         suggestions = []
         for entry in pending:
             tag = self._tag_for(entry, vocabulary)
-            if (tag is not None and (tag.id in item.tags or tag.id in rejected)) or NEW_TAG + key(entry["tag"]) in rejected:
+            if (tag is not None and (tag.id in item.tags or tag.id in rejected)) or NEW_TAG + key(
+                entry["tag"]
+            ) in rejected:
                 continue
             suggestions.append(
                 {
@@ -235,7 +247,9 @@ class Review:
                 self.journal.cache.swap_review(kind, item_id, json.dumps(left), raw)
             raise
 
-    def _accepted_tags(self, accepted: list[dict[str, Any]], vocabulary: Vocabulary) -> list[tuple[dict[str, Any], Tag | None]]:
+    def _accepted_tags(
+        self, accepted: list[dict[str, Any]], vocabulary: Vocabulary
+    ) -> list[tuple[dict[str, Any], Tag | None]]:
         """Each accepted suggestion with its existing tag; a new one is refused under ``onlyExistingTags``."""
         out = []
         for entry in accepted:

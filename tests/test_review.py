@@ -122,7 +122,8 @@ def test_review_decide_answers_a_clear_error_for_bad_input_and_changes_nothing(s
         ({"kind": "scene", "id": "12abc", "accept": ["Red"]}, "id must be a Stash item id"),
         ({"kind": "scene", "id": scene}, "needs accept or reject"),
         ({"kind": "scene", "id": scene, "accept": ["Red"], "reject": ["red"]}, "both accepted and rejected"),
-        ({"kind": "scene", "id": scene, "accept": ["Red", "Unicorn"]}, "not pending and not applied by AI Tagger: Unicorn"),
+        ({"kind": "scene", "id": scene, "accept": ["Red", "Unicorn"]},
+         "not pending and not applied by AI Tagger: Unicorn"),
         ({"kind": "scene", "id": scene, "accept": [7]}, "accept: \"7\" is not a tag name"),
         ({"kind": "scene", "id": "999", "accept": ["Red"]}, "scene 999 does not exist in Stash"),
     ]
