@@ -713,6 +713,13 @@ def bench_local(ctx: Context) -> Result:
     return local_model.run(ctx)
 
 
+def bench_sidecar(ctx: Context) -> Result:
+    """The local model through its sidecar vs in process: see benchmarks/sidecar.py."""
+    from benchmarks import sidecar
+
+    return sidecar.run(ctx)
+
+
 BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "hook": bench_hook,
     "gateway": bench_gateway,
@@ -721,6 +728,7 @@ BENCHMARKS: dict[str, Callable[[Context], Result]] = {
     "rss": bench_rss,
     "tokens": bench_tokens,
     "local": bench_local,
+    "sidecar": bench_sidecar,
 }
 
 
