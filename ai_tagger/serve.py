@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import heapq
 import hmac
 import json
 import math
@@ -45,6 +46,9 @@ MAX_DRAIN = 8 * MAX_BODY
 """A refused body up to this size is read and discarded so the client sees the answer, not a reset."""
 IDLE_TIMEOUT = 60.0
 """Seconds a connection may sit idle (or trickle a body) before it is closed."""
+MAX_RETRY_AFTER = 30
+MAX_DUE = 10_000
+"""Refused requests remembered for spreading Retry-After (a bound, not a limit on clients)."""
 KEY_ENV = "AI_TAGGER_SERVE_KEY"
 
 _BUSY = b'{"error": {"message": "too many open connections; retry after 1 second"}}'
@@ -72,6 +76,7 @@ class Gate:
         self._admitted = 0
         self._lock = threading.Lock()
         self._seconds = 0.5  # running mean of one request's service time, for Retry-After
+        self._due: list[float] = []  # heap: when each refused request was told to come back
 
     def enter(self) -> bool:
         with self._lock:
@@ -86,9 +91,21 @@ class Gate:
             self._seconds = 0.8 * self._seconds + 0.2 * seconds
 
     def retry_after(self) -> int:
-        """Whole seconds (HTTP's Retry-After) until the admitted requests are likely done."""
+        """Whole seconds (HTTP's Retry-After) until this refused request's turn is likely to come.
+
+        Its turn comes after the admitted requests and after those refused before it that are
+        still due back, so a crowd refused together is spread over the following seconds
+        instead of returning at the same instant (and being refused again).
+        """
         with self._lock:
-            return max(1, min(30, math.ceil(self._seconds * self.capacity / self.workers)))
+            now = time.monotonic()
+            while self._due and self._due[0] <= now:
+                heapq.heappop(self._due)
+            ahead = self.capacity + len(self._due)
+            wait = max(1, min(MAX_RETRY_AFTER, math.ceil(self._seconds * ahead / self.workers)))
+            if len(self._due) < MAX_DUE:
+                heapq.heappush(self._due, now + wait)
+            return wait
 
     def state(self) -> dict[str, int]:
         with self._lock:

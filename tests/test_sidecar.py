@@ -21,7 +21,7 @@ import yaml
 
 from ai_tagger import package
 from ai_tagger.local.detector import Detector, aggregate
-from ai_tagger.serve import MAX_BODY, MAX_IMAGES
+from ai_tagger.serve import MAX_BODY, MAX_IMAGES, Gate
 from tests import imports, media
 from tests.conftest import PLUGIN_ID, REPO, run_plugin
 from tests.servers.stash_server import FakeStash
@@ -209,6 +209,18 @@ def test_saturated_server_answers_503_and_the_plugin_retries_finish_the_run(tmp_
             statuses = {stash.tags_of_image(str(i)) & {"AI_Tagged", "AI_Errored"} == {"AI_Tagged"} for i in range(1, 9)}
             assert statuses == {True}
             assert stash.tags_of_scene("1") == {"Female Face", "AI_Tagged"}
+
+
+def test_a_crowd_refused_together_is_told_to_come_back_at_different_times():
+    gate = Gate(workers=1)
+    assert gate.enter() and gate.enter() and not gate.enter()  # one runs, one waits, the third is refused
+    gate._seconds = 0.4
+
+    waits = [gate.retry_after() for _ in range(6)]
+
+    assert waits == sorted(waits) and waits[0] == 1 and waits[-1] > 2, waits
+    gate.leave(0.4)
+    assert gate.enter()
 
 
 def test_load_four_clients_fifty_requests_each_against_two_workers(tmp_path, jpegs):
