@@ -6,6 +6,9 @@ The package is laid out as the pipeline it runs:
 ``entry`` as the process entry point Stash starts.
 """
 
+from ai_tagger.modes import MODES
+
 __version__ = "0.1.0"
 PLUGIN_ID = "ai_tagger"
-MODES = ("tag_untagged", "tag_scenes", "tag_images", "preview", "reapply", "install_deps")
+
+__all__ = ["MODES", "PLUGIN_ID", "__version__"]

@@ -19,9 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_tagger.gateway.base import Candidate, Usage
+from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
 
-SCHEMA = """
+# Each entry moves a file from the version before it (its index) to the next; ``PRAGMA
+# user_version`` records where a file is. Files written before versions existed are version 0
+# and already hold the tables of migration 1, hence ``IF NOT EXISTS``. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
 CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -41,14 +45,23 @@ CREATE TABLE IF NOT EXISTS items (
     updated REAL NOT NULL,
     PRIMARY KEY (kind, id)
 );
-"""
+""",
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(frozen=True)
-class CachedAnswer:
-    candidates: list[Candidate]
-    frame_count: int
-    usage: Usage
+class NewerCache(sqlite3.DatabaseError):
+    """The file was written by a newer AI Tagger whose schema this one does not know."""
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the file to :data:`SCHEMA_VERSION`, one committed step per migration; return the version found."""
+    found = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise NewerCache(f"schema version {found} is newer than this plugin's {SCHEMA_VERSION}")
+    for number in range(found, SCHEMA_VERSION):
+        db.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
+    return found
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class Cache:
     def _open(self) -> sqlite3.Connection:
         try:
             db = self._connect()
-            db.executescript(SCHEMA)
+            migrate(db)
             db.execute("SELECT count(*) FROM answers").fetchone()
             return db
         except sqlite3.DatabaseError as exc:
@@ -100,21 +113,23 @@ class Cache:
                     part.rename(Path(f"{aside}{suffix}"))
             self.reset_reason = f"cache file was unreadable ({exc}); moved to {aside.name} and rebuilt"
             db = self._connect()
-            db.executescript(SCHEMA)
+            migrate(db)
             return db
 
-    def get(self, key: str) -> CachedAnswer | None:
+    def get(self, key: str) -> TagAnswer | None:
+        """The stored answer, marked ``cached``: it costs nothing now (no call, no tokens).
+
+        None if absent or unreadable.
+        """
         with self._lock:
-            row = self._db.execute(
-                "SELECT candidates, frame_count, prompt_tokens, completion_tokens FROM answers WHERE key = ?", (key,)
-            ).fetchone()
+            row = self._db.execute("SELECT candidates, frame_count FROM answers WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         try:
             candidates = [Candidate.model_validate(c) for c in json.loads(row[0])]
         except ValueError:
             return None
-        return CachedAnswer(candidates, int(row[1]), Usage(int(row[2]), int(row[3])))
+        return TagAnswer(candidates, Usage(), calls=0, frame_count=int(row[1]), key=key, cached=True)
 
     def put(self, key: str, fingerprint: str, candidates: list[Candidate], frame_count: int, usage: Usage) -> None:
         payload = json.dumps([c.model_dump(mode="json") for c in candidates])

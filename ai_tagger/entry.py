@@ -18,18 +18,15 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 from ai_tagger import MODES, deps, hooks
+from ai_tagger.errors import UsageError
 from ai_tagger.log import Log
 
 MAX_INPUT = 8_000_000
 """Bytes of stdin read at most: Stash's input is a few hundred bytes, a hook's a few kilobytes."""
-
-
-class UsageError(ValueError):
-    """A command-line argument or the stdin input cannot be used; one line per problem."""
 
 
 def _result(stdout: TextIO, log: Log, output: Any, error: str | None) -> int:
@@ -40,7 +37,7 @@ def _result(stdout: TextIO, log: Log, output: Any, error: str | None) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         """Raise instead of printing usage and exiting: the caller still owes one JSON answer."""
         raise UsageError(message)
 

@@ -17,6 +17,7 @@ import urllib.request
 from typing import Any
 
 from ai_tagger import PLUGIN_ID
+from ai_tagger.errors import HookError
 from ai_tagger.log import Log
 from ai_tagger.stash import endpoint, queries
 
@@ -24,10 +25,6 @@ TASK_NAME = "Tag untagged scenes and images"
 JOB_DESCRIPTION = "AI Tagger: tag new scenes and images"
 WAITING = ("READY",)
 TIMEOUT = 10
-
-
-class HookError(Exception):
-    """Stash could not be asked; the hook logs it and lets the scan go on."""
 
 
 def _endpoint(connection: dict[str, Any]) -> tuple[str, dict[str, str]]:

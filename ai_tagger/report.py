@@ -7,6 +7,7 @@ from typing import Any
 
 from ai_tagger.decide.decision import Decision
 from ai_tagger.gateway.base import Usage
+from ai_tagger.modes import TABLE
 
 MAX_REPORTED_ITEMS = 500
 
@@ -52,6 +53,12 @@ class RunSummary:
     created_tags: list[str] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
     stopped: str | None = None
+    """Why the run ended before its last item; ``failed`` tells a failure from a clean stop."""
+    failed: bool = False
+
+    def stop(self, reason: str, *, failed: bool) -> None:
+        """End the run here: a failure (gateway down, Stash gone) or a clean stop (token budget)."""
+        self.stopped, self.failed = reason, failed
 
     def add(self, result: ItemResult) -> None:
         self.processed += 1
@@ -86,7 +93,7 @@ class RunSummary:
             "created_tags": self.created_tags,
             "items": self.items,
         }
-        if self.mode == "preview":
+        if TABLE[self.mode].estimates:
             output["estimate"] = self.estimate()
         if self.stopped:
             output["stopped"] = self.stopped

@@ -18,13 +18,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ai_tagger.errors import RunBusy
+
+__all__ = ["LOCK_NAME", "RunBusy", "RunLock"]
+
 LOCK_NAME = "run.lock"
 _WINDOWS_LOCK_OFFSET = 1 << 20
 """Windows locks byte ranges, and a locked range cannot be read: lock one byte far past the content."""
-
-
-class RunBusy(RuntimeError):
-    """Another live run holds the library; this run changed nothing."""
 
 
 def _try_lock(fd: int) -> bool:

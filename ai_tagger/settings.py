@@ -1,9 +1,11 @@
 """The plugin's settings: one typed model, validated once before any work.
 
 Stash stores what the user typed in Settings > Plugins and omits every setting the user never
-touched, so defaults live here. Field aliases are the manifest's setting keys; a test keeps the
-two in step. Booleans default to false in Stash's UI, so a ``true`` default is phrased as its
-negation (``disableAutoTag``).
+touched, so defaults live here. The manifest's setting keys are the fields' names in camelCase
+(an alias generator), its ``displayName`` the field's ``title`` and its ``description`` the
+field's; :func:`manifest_entries` says what the manifest must declare, and a test compares them.
+Booleans default to false in Stash's UI, so a ``true`` default is phrased as its negation
+(``disableAutoTag``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from ai_tagger.deps import data_dir  # noqa: F401 - kept importable from here; it lives in the stdlib-only module
+from ai_tagger.errors import SettingsError
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
@@ -27,45 +31,36 @@ LOCAL_MODELS = ("nudenet-320n",)
 ``ai_tagger.local.detector.MODELS`` by a test, so settings need not import the detector)."""
 
 
-class SettingsError(ValueError):
-    """A setting has a value the plugin cannot work with; the message says which and why."""
-
-
 class Settings(BaseModel):
     """Every setting in ``ai_tagger.yml``; ``description`` is the text Stash shows."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
     gateway_url: str | None = Field(
         None,
-        alias="gatewayUrl",
         title="Gateway URL",
         description="OpenAI-compatible base URL including /v1, e.g. LiteLLM http://localhost:4000/v1, "
         "Ollama http://localhost:11434/v1.",
     )
     api_key: SecretStr | None = Field(
         None,
-        alias="apiKey",
         title="API key",
         description="Key for the gateway (sent as 'Authorization: Bearer <key>'). Leave empty for Ollama.",
     )
     model: str | None = Field(
         None,
-        alias="model",
         title="Model",
         description="Vision model name as the gateway knows it, e.g. gpt-4o-mini, qwen2.5vl:7b. With provider "
         "local: nudenet-320n (the default).",
     )
     provider: str = Field(
         "openai",
-        alias="provider",
         title="Provider",
         description="Gateway protocol: 'openai' (any OpenAI-compatible server), 'labels' (a local classifier "
         "server, see README) or 'local' (the built-in NudeNet model: no gateway needed). Default openai.",
     )
     auth_scheme: str = Field(
         "Bearer",
-        alias="authScheme",
         title="Authorization scheme",
         description="Word before the key in the Authorization header; 'none' sends the raw key (APIPark). "
         "Default Bearer.",
@@ -74,7 +69,6 @@ class Settings(BaseModel):
         60,
         ge=0,
         le=100,
-        alias="minConfidence",
         title="Minimum confidence (%)",
         description="Apply a tag only when the model's confidence is at least this percentage (0-100). Default 60.",
     )
@@ -82,7 +76,6 @@ class Settings(BaseModel):
         6,
         ge=1,
         le=64,
-        alias="framesPerScene",
         title="Frames per scene",
         description="Frames taken from each video, spread over its length (1-64). Each frame costs tokens. Default 6.",
     )
@@ -90,19 +83,16 @@ class Settings(BaseModel):
         10,
         ge=1,
         le=200,
-        alias="maxTagsPerItem",
         title="Maximum tags per item",
         description="Keep at most this many tags per scene or image, the most confident first. Default 10.",
     )
     only_existing_tags: bool = Field(
         False,
-        alias="onlyExistingTags",
         title="Only existing tags",
         description="Apply only tags that already exist in Stash (by name or alias); never create new ones.",
     )
     disable_auto_tag: bool = Field(
         False,
-        alias="disableAutoTag",
         title="Disable automatic tagging",
         description="Do not queue a tagging job when Stash creates new scenes or images.",
     )
@@ -110,7 +100,6 @@ class Settings(BaseModel):
         4,
         ge=1,
         le=64,
-        alias="concurrency",
         title="Concurrent requests",
         description="Gateway requests in flight at once (1-64). Default 4.",
     )
@@ -118,7 +107,6 @@ class Settings(BaseModel):
         120,
         ge=1,
         le=3600,
-        alias="requestTimeout",
         title="Request timeout (s)",
         description="Seconds to wait for one gateway answer before retrying (1-3600). Default 120.",
     )
@@ -126,20 +114,17 @@ class Settings(BaseModel):
         768,
         ge=128,
         le=4096,
-        alias="maxImageSide",
         title="Image size (px)",
         description="Long side in pixels of every frame or image sent. Smaller is cheaper. Default 768.",
     )
     frame_layout: Literal["separate", "grid"] = Field(
         "separate",
-        alias="frameLayout",
         title="Frame layout",
         description="'separate': each frame is its own picture; 'grid': all frames of a scene in one contact "
         "sheet (fewer image tokens with most providers). Default separate.",
     )
     image_detail: Literal["auto", "low", "high"] = Field(
         "auto",
-        alias="imageDetail",
         title="Image detail",
         description="OpenAI-style image detail: 'low' is cheapest (a fixed small token cost per picture), "
         "'high' reads fine detail. Default auto.",
@@ -147,25 +132,21 @@ class Settings(BaseModel):
     max_tokens_per_run: int = Field(
         0,
         ge=0,
-        alias="maxTokensPerRun",
         title="Token budget per run",
         description="Stop the run cleanly once this many tokens were spent (items done stay done). 0 = no limit.",
     )
     include_context: bool = Field(
         False,
-        alias="includeContext",
         title="Include titles and folders",
         description="Send the item's title, file name and folder names to the model as extra evidence.",
     )
     disable_cache: bool = Field(
         False,
-        alias="disableCache",
         title="Disable result cache",
         description="Do not reuse earlier model answers for the same file, frames, provider and model.",
     )
     rules_file: str | None = Field(
         None,
-        alias="rulesFile",
         title="Rules file",
         description="Path to a YAML file of tag rules (synonyms, block/allow lists, per-tag thresholds, parents); "
         "relative paths are inside the plugin folder. See rules.example.yml.",
@@ -174,7 +155,6 @@ class Settings(BaseModel):
         None,
         ge=0,
         le=100,
-        alias="reviewConfidence",
         title="Review confidence (%)",
         description="Tags scoring between this and Minimum confidence are not applied; the item gets AI_Review "
         "and the suggestions are kept. Empty = off.",
@@ -183,13 +163,11 @@ class Settings(BaseModel):
         1,
         ge=1,
         le=64,
-        alias="minFrames",
         title="Minimum frames",
         description="A scene tag must be seen in at least this many frames. Default 1.",
     )
     vocabulary_parent: str | None = Field(
         None,
-        alias="vocabularyParent",
         title="Vocabulary parent tag",
         description="Only this tag's descendants are offered to the model as the vocabulary. Empty = your "
         "most-used tags.",
@@ -198,21 +176,18 @@ class Settings(BaseModel):
         200,
         ge=0,
         le=5000,
-        alias="vocabularyBudget",
         title="Vocabulary size in prompt",
         description="At most this many of your tag names are sent with each request. Default 200.",
     )
     preview_items: int = Field(
         25,
         ge=0,
-        alias="previewItems",
         title="Items per preview",
         description="The dry run looks at this many untagged items and projects the cost of all of them "
         "(0 = every item). Default 25.",
     )
     trust_unscored_tags: bool = Field(
         False,
-        alias="trustUnscoredTags",
         title="Trust tags without confidence",
         description="Apply tags the model names without a confidence (names-only answers, common with "
         "LLaVA-class models). Off: they go to review when Review confidence is set, else are not applied.",
@@ -221,14 +196,12 @@ class Settings(BaseModel):
         None,
         ge=64,
         le=131072,
-        alias="maxAnswerTokens",
         title="Answer token limit",
         description="max_tokens sent with every request; an answer cut by it is asked again once with twice as "
         "many. Reasoning models need more. Empty = 1024 + 64 per Maximum tags per item.",
     )
     created_tag_parent: str = Field(
         "AI",
-        alias="createdTagParent",
         title="Parent of created tags",
         description="New tags the plugin creates are put under this parent tag. Default AI.",
     )
@@ -347,11 +320,6 @@ class Settings(BaseModel):
         """``minConfidence`` as the 0..1 fraction models answer with."""
         return self.min_confidence / 100
 
-    def authorization(self, key: str) -> str:
-        """The ``Authorization`` header value for ``key`` under the configured scheme."""
-        scheme = self.auth_scheme.strip()
-        return key if scheme.lower() in ("", "none") else f"{scheme} {key}"
-
     @property
     def local(self) -> bool:
         """The built-in model: no gateway, no vocabulary or prompt."""
@@ -369,11 +337,9 @@ class Settings(BaseModel):
 
     def require_gateway(self) -> None:
         """Fail with what to fill in when the gateway is not set up."""
-        missing = [k for k, v in (("gatewayUrl", self.gateway_url), ("model", self.model)) if not v]
-        if missing:
-            raise SettingsError(
-                "AI Tagger is not configured: set " + " and ".join(missing) + " in Settings > Plugins > AI Tagger"
-            )
+        from ai_tagger.gateway.base import GatewayConfig
+
+        GatewayConfig.from_settings(self).require()
 
     @classmethod
     def from_stash(cls, values: dict[str, Any] | None) -> Settings:
@@ -434,19 +400,29 @@ def plain_message(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
+def _stash_type(annotation: Any) -> str:
+    if annotation is bool:
+        return "BOOLEAN"
+    if annotation in (int, float, float | None, int | None):
+        return "NUMBER"
+    return "STRING"
+
+
+def manifest_entries() -> dict[str, dict[str, str]]:
+    """Setting key -> its manifest entry (``displayName``, ``description``, ``type``), from the model."""
+    return {
+        field.alias or name: {
+            "displayName": field.title or name,
+            "description": field.description or "",
+            "type": _stash_type(field.annotation),
+        }
+        for name, field in Settings.model_fields.items()
+    }
+
+
 def manifest_settings() -> dict[str, str]:
     """Setting key -> Stash type, as the manifest must declare them."""
-    kinds: dict[str, str] = {}
-    for name, field in Settings.model_fields.items():
-        annotation = field.annotation
-        if annotation is bool:
-            kind = "BOOLEAN"
-        elif annotation in (int, float, float | None, int | None):
-            kind = "NUMBER"
-        else:
-            kind = "STRING"
-        kinds[field.alias or name] = kind
-    return kinds
+    return {key: entry["type"] for key, entry in manifest_entries().items()}
 
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 
 from ai_tagger.decide.decision import Verdict
-from ai_tagger.decide.normalize import key
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.stash.client import StashClient, StashError
 from ai_tagger.stash.models import Tag
@@ -31,9 +30,10 @@ class TagBook:
         try:
             tag = self._client.create_tag(name, parent_ids=parent_ids)
         except StashError:
-            tag = self._client.tag_named(name)
-            if tag is None:
+            found = self._client.tag_named(name)
+            if found is None:
                 raise
+            tag = found
         else:
             self.created.append(tag.name)
         self.vocabulary.add(tag)
@@ -57,6 +57,3 @@ class TagBook:
                     found = self._ensure(verdict.name.strip(), parent_ids=[parent.id])
             ids.append(found.id)
         return list(dict.fromkeys(ids))
-
-    def reserved_keys(self) -> frozenset[str]:
-        return frozenset({key(self._parent_name)})

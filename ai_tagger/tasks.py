@@ -1,8 +1,8 @@
 """A task run (tag, preview, re-apply): settings, rules and cache set up, then the pipeline.
 
 Everything that can be wrong with the set-up (a bad argument, Stash unreachable, a bad setting,
-a malformed rules file, the gateway refusing us, another run on the same library) is found here,
-before the first write.
+a malformed rules file, the gateway refusing us, another run on the same library) is a
+:class:`~ai_tagger.errors.RunError` found here, before the first write.
 """
 
 from __future__ import annotations
@@ -15,24 +15,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ai_tagger import MODES
 from ai_tagger.cache import Cache
-from ai_tagger.decide.rules import Rules, RulesError, load_rules
-from ai_tagger.gateway.base import GatewayFatal, create_provider
+from ai_tagger.decide.rules import Rules, load_rules
+from ai_tagger.errors import InputError, RunError
+from ai_tagger.gateway.base import create_provider
 from ai_tagger.log import Log
-from ai_tagger.pipeline import RunStopped, run
-from ai_tagger.runlock import RunBusy, RunLock
-from ai_tagger.settings import Settings, SettingsError, data_dir, plain_message, rules_path
+from ai_tagger.modes import DEFAULT, MODES, TABLE
+from ai_tagger.pipeline import run
+from ai_tagger.report import RunSummary
+from ai_tagger.runlock import RunLock
+from ai_tagger.settings import Settings, data_dir, plain_message, rules_path
 from ai_tagger.stash import versions
-from ai_tagger.stash.client import StashClient, StashError
+from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import PluginInput
 
 Result = tuple[Any, str | None]
 MAX_LIMIT = 10**9
 
-
-class InputError(ValueError):
-    """The input (Stash's stdin or the command line) cannot be used; the message names the field."""
+__all__ = ["InputError", "parse_limit", "read_input", "run_task"]
 
 
 def read_input(raw_input: dict[str, Any]) -> PluginInput:
@@ -91,8 +91,8 @@ def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> 
     try:
         plugin_input = read_input(raw_input)
         args = plugin_input.args
-        mode = args.get("mode") or "tag_untagged"
-        if mode not in MODES:
+        mode = args.get("mode") or DEFAULT
+        if not isinstance(mode, str) or mode not in TABLE:
             raise InputError(f"unknown mode {str(mode)[:40]!r}: use one of {', '.join(MODES)}")
         limit = parse_limit(args.get("limit"))
         folder = data_folder(args, plugin_input.server_connection.dir)
@@ -101,7 +101,7 @@ def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> 
             lock.acquire()
         except OSError as exc:
             raise InputError(f"dataDir {folder}: cannot write {lock.path.name} ({exc.strerror or exc})") from None
-    except (InputError, RunBusy) as exc:
+    except RunError as exc:
         log.error(str(exc))
         return None, str(exc)
     try:
@@ -129,7 +129,7 @@ def _run_locked(
         if settings.api_key:
             log.add_secret(settings.api_key.get_secret_value())
         rules = load_rules(rules_path(settings.rules_file, connection.plugin_dir)) if settings.rules_file else Rules()
-        provider = None if mode == "reapply" else create_provider(settings)
+        provider = create_provider(settings) if TABLE[mode].calls_provider else None
         if not settings.disable_cache:
             cache = Cache(folder / "cache.sqlite3")
             if cache.reset_reason:
@@ -145,21 +145,26 @@ def _run_locked(
             cache=cache,
             limit=limit,
         )
-    except (SettingsError, RulesError, GatewayFatal, StashError, ValueError) as exc:
+    except RunError as exc:
         log.error(str(exc))
         return None, str(exc)
     except sqlite3.Error as exc:
         message = f"dataDir {folder}: the result cache cannot be used ({exc}); name a writable folder"
         log.error(message)
         return None, message
-    except RunStopped as exc:
-        output = exc.summary.as_output() if exc.summary else None
-        if exc.clean:
-            log.warning(str(exc))
-            return output, None
-        log.error(str(exc))
-        return output, str(exc)
     finally:
         if cache is not None:
             cache.close()
-    return summary.as_output(), None
+    return _answer(summary, log)
+
+
+def _answer(summary: RunSummary, log: Log) -> Result:
+    """A run that stopped early still reports what it did; only a failure is an error."""
+    output = summary.as_output()
+    if summary.stopped is None:
+        return output, None
+    if summary.failed:
+        log.error(summary.stopped)
+        return output, summary.stopped
+    log.warning(summary.stopped)
+    return output, None

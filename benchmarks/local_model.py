@@ -1,6 +1,6 @@
 """Benchmark ``local``: the built-in NudeNet model's throughput, alone and end to end.
 
-    python -m benchmarks.run --only local [--quick]
+    python3 -m benchmarks --only local [--quick]
     python -m benchmarks.local_model [--scenes 60]
 
 Three figures on the same scenes (videos of scikit-image's sample photographs, 6 frames each):
@@ -17,7 +17,7 @@ both stages use the same cores, so the figure also shows the shared-CPU bound
 ``1 / (1/extraction + 1/detector)``, which the two stages cannot beat together.
 
 :func:`measure` returns plain numbers (no benchmark framework), :func:`run` wraps them for
-``benchmarks/run.py``.
+``python3 -m benchmarks``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import Context, Result  # noqa: E402
 from tests import media  # noqa: E402
 from tests.conftest import PLUGIN_ID, run_plugin  # noqa: E402
 from tests.servers.stash_server import FakeStash  # noqa: E402
@@ -44,6 +45,7 @@ FRAMES = 6
 MAX_SIDE = 768
 SECONDS = 10.0
 TARGET = 0.8
+NAME = "local"
 
 
 def _videos(folder: Path) -> list[Path]:
@@ -155,13 +157,11 @@ def measure(*, scenes: int, media_dir: Path, repeats: int = 20, rounds: int = 1)
     }  # fmt: skip
 
 
-def run(ctx: Any) -> Any:
-    """``benchmarks/run.py`` entry: ``ctx.quick`` and ``ctx.media`` in, a ``Result`` out."""
-    from benchmarks.run import Result
-
-    res = Result("local")
-    m = measure(scenes=12 if ctx.quick else 60, media_dir=ctx.media, repeats=5 if ctx.quick else 20,
-                rounds=1 if ctx.quick else 3)  # fmt: skip
+def run(ctx: Context) -> Result:
+    """The benchmark (``python3 -m benchmarks --only local``): sizes from ``ctx``, a ``Result`` out."""
+    res = Result(NAME)
+    m = measure(scenes=ctx.pick(full=60, quick=12, tiny=2), media_dir=ctx.media,
+                repeats=ctx.pick(full=20, quick=5, tiny=1), rounds=ctx.pick(full=3, quick=1, tiny=1))  # fmt: skip
     res.add(f"detector alone: pictures/s (batch of {FRAMES} frames)", round(m["detector_pictures_per_s"], 1),
             "pictures/s")  # fmt: skip
     res.add("detector bound", round(m["detector_bound"], 2), "scenes/s")

@@ -1,7 +1,7 @@
 """Benchmark ``sidecar``: ``tag_scenes`` through the local-model sidecar vs the model in process.
 
-    python -m benchmarks.run --only sidecar [--quick]
-    python -m benchmarks.sidecar [--scenes 60]
+    python3 -m benchmarks --only sidecar [--quick]
+    python3 -m benchmarks.sidecar [--scenes 60]
 
 The same scenes as the ``local`` benchmark (10 s videos of scikit-image's photographs, 6 frames
 each), tagged end to end twice per round on the same machine: ``provider: local`` (the detector
@@ -26,10 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import Context, Result  # noqa: E402
 from benchmarks.local_model import _plugin_rate, _videos  # noqa: E402
 from tests.sidecar import sidecar  # noqa: E402
 
 TARGET = 0.9
+NAME = "sidecar"
 
 
 def measure(*, scenes: int, media_dir: Path, rounds: int = 1) -> dict[str, Any]:
@@ -45,13 +47,15 @@ def measure(*, scenes: int, media_dir: Path, rounds: int = 1) -> dict[str, Any]:
         busy = server.log().count("status=503")
     local = max(samples["local"], key=lambda run: run["scenes_per_s"])
     served = max(samples["sidecar"], key=lambda run: run["scenes_per_s"])
+    if local["scenes_with_a_face"] != served["scenes_with_a_face"]:
+        raise RuntimeError(f"the sidecar tagged other scenes than provider local: {served} vs {local}")
     return {
         "scenes": scenes,
         "cores": os.cpu_count(),
         "local_scenes_per_s": local["scenes_per_s"],
         "sidecar_scenes_per_s": served["scenes_per_s"],
         "ratio": served["scenes_per_s"] / local["scenes_per_s"],
-        "same_faces": local["scenes_with_a_face"] == served["scenes_with_a_face"],
+        "scenes_with_a_face": served["scenes_with_a_face"],
         "sidecar_rss_mb": rss_mb,
         "sidecar_peak_rss_mb": peak_mb,
         "sidecar_503s": busy,
@@ -61,12 +65,12 @@ def measure(*, scenes: int, media_dir: Path, rounds: int = 1) -> dict[str, Any]:
     }
 
 
-def run(ctx: Any) -> Any:
-    """``benchmarks/run.py`` entry: ``ctx.quick`` and ``ctx.media`` in, a ``Result`` out."""
-    from benchmarks.run import Result
-
-    res = Result("sidecar")
-    m = measure(scenes=12 if ctx.quick else 60, media_dir=ctx.media, rounds=1 if ctx.quick else 3)
+def run(ctx: Context) -> Result:
+    """The benchmark (``python3 -m benchmarks --only sidecar``): sizes from ``ctx``, a ``Result`` out."""
+    res = Result(NAME)
+    m = measure(
+        scenes=ctx.pick(full=60, quick=12, tiny=2), media_dir=ctx.media, rounds=ctx.pick(full=3, quick=1, tiny=1)
+    )
     res.add("end-to-end, provider local (in process)", round(m["local_scenes_per_s"], 2), "scenes/s")
     res.add("end-to-end, provider labels -> sidecar", round(m["sidecar_scenes_per_s"], 2), "scenes/s")
     res.add("sidecar / in process", round(m["ratio"] * 100), "%", ">= 90 %", m["ratio"] >= TARGET)

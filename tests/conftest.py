@@ -3,49 +3,20 @@ run as Stash runs it (a subprocess fed the stdin JSON, from Stash's working dire
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import runner
+from tests.runner import REPO, PluginRun
 from tests.servers.model_server import FakeModel
 from tests.servers.stash_server import FakeStash
 
-REPO = Path(__file__).resolve().parents[1]
 PLUGIN_ID = "ai_tagger"
-
-
-@dataclass
-class PluginRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def result(self) -> dict[str, Any]:
-        return json.loads(self.stdout)
-
-    @property
-    def output(self) -> Any:
-        return self.result["output"]
-
-    @property
-    def error(self) -> str | None:
-        return self.result["error"]
-
-    def log_lines(self, level: str | None = None) -> list[str]:
-        """Messages of Stash log-protocol lines on stderr, optionally of one level."""
-        lines = []
-        for line in self.stderr.splitlines():
-            if line.startswith("\x01") and len(line) > 2 and line[2] == "\x02":
-                if level is None or line[1] == level:
-                    lines.append(line[3:])
-        return lines
+__all__ = ["PLUGIN_ID", "REPO", "PluginRun", "configure", "gateway_settings", "run_plugin"]
 
 
 def run_plugin(
@@ -53,16 +24,9 @@ def run_plugin(
     timeout: float = 120, python: str | Path = sys.executable, plugin_dir: Path = REPO,
 ) -> PluginRun:
     """Start the plugin exactly as Stash's manifest says: ``python {pluginDir}/ai_tagger``."""
-    payload = {"server_connection": connection or stash.server_connection(), "args": args}
-    process = subprocess.run(
-        [str(python), str(plugin_dir / "ai_tagger")],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        cwd=cwd or stash.server_connection()["Dir"],
-        timeout=timeout,
-    )
-    return PluginRun(process.returncode, process.stdout, process.stderr)
+    connection = connection or stash.server_connection()
+    cwd = cwd or stash.server_connection()["Dir"]
+    return runner.run(connection, args, cwd=cwd, timeout=timeout, python=python, plugin_dir=plugin_dir)
 
 
 @pytest.fixture

@@ -13,14 +13,12 @@ OpenAI-compatible test model. Either way the plugin starts exactly as Stash star
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from tests import media
+from tests import media, runner
 from tests.servers.model_server import FakeModel
 from tests.servers.stash_server import FakeStash
 
@@ -47,13 +45,17 @@ def seed_colours(stash: FakeStash, folder: Path) -> list[tuple[str, str, str]]:
     crimson = stash.add_tag("Crimson", aliases=["Red"])
     stash.add_tag("Outdoors", aliases=["Outside"])
     favourite = stash.add_tag("Favourite")
+    sunset = media.make_video(folder / "sunset.mp4", ["red", "yellow", "red"])
+    park = media.make_video(folder / "park.mp4", ["green", "green", "blue"])
+    mine = media.make_video(folder / "mine.mp4", ["blue"])
+    rotated = media.make_image(folder / "rotated.jpg", "green", other="green", exif_orientation=6)
     rows = []
-    rows.append(("scene", stash.add_scene(media.make_video(folder / "sunset.mp4", ["red", "yellow", "red"])), "red/yellow video"))
-    rows.append(("scene", stash.add_scene(media.make_video(folder / "park.mp4", ["green", "green", "blue"])), "green/blue video"))
-    rows.append(("scene", stash.add_scene(media.make_video(folder / "mine.mp4", ["blue"]), tag_ids=[favourite, crimson]), "already tagged by the user"))
+    rows.append(("scene", stash.add_scene(sunset), "red/yellow video"))
+    rows.append(("scene", stash.add_scene(park), "green/blue video"))
+    rows.append(("scene", stash.add_scene(mine, tag_ids=[favourite, crimson]), "already tagged by the user"))
     rows.append(("scene", stash.add_scene(media.make_corrupt(folder / "broken.mp4"), duration=30), "corrupt video"))
     rows.append(("image", stash.add_image(media.make_image(folder / "lake.jpg", "blue")), "blue photo"))
-    rows.append(("image", stash.add_image(media.make_image(folder / "rotated.jpg", "green", other="green", exif_orientation=6)), "EXIF-rotated photo"))
+    rows.append(("image", stash.add_image(rotated), "EXIF-rotated photo"))
     inner = media.make_image(folder / "beach.png", "yellow")
     archive = media.make_zip(folder / "holiday.zip", {"beach.png": inner})
     rows.append(("image", stash.add_image("beach.png", zip_path=archive), "photo inside a zip"))
@@ -67,7 +69,8 @@ def tags_of(stash: FakeStash, kind: str, item_id: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", default="tag_untagged", choices=["tag_untagged", "tag_scenes", "tag_images", "preview"])
+    modes = ["tag_untagged", "tag_scenes", "tag_images", "preview"]
+    parser.add_argument("--mode", default="tag_untagged", choices=modes)
     parser.add_argument(
         "--provider",
         default="local",
@@ -87,15 +90,12 @@ def main(argv: list[str] | None = None) -> int:
                         "minConfidence": 50}  # fmt: skip
         stash.set_plugin_settings("ai_tagger", settings)
         before = {(kind, item_id): tags_of(stash, kind, item_id) for kind, item_id, _ in rows}
-        payload = {"server_connection": stash.server_connection(), "args": {"mode": args.mode}}
         print(f"Running mode {args.mode!r} as Stash would: {sys.executable} {REPO / 'ai_tagger'}\n")
-        done = subprocess.run(
-            [sys.executable, str(REPO / "ai_tagger")], input=json.dumps(payload), capture_output=True, text=True, cwd=tmp
-        )
+        done = runner.run(stash.server_connection(), {"mode": args.mode}, cwd=tmp)
         for line in done.stderr.splitlines():
             if line.startswith("\x01") and line[1] in "iwe":
                 print(f"  [{ {'i': 'info', 'w': 'warn', 'e': 'error'}[line[1]] }] {line[3:]}")
-        result = json.loads(done.stdout)
+        result = done.result
         output = result["output"] or {}
         scores = {
             (row["kind"], row["id"]): ", ".join(f"{c['tag']} {c['score']:.2f}" for c in row.get("candidates", []))

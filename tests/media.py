@@ -17,15 +17,15 @@ import random
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Mapping, Sequence, Union
 
 from PIL import Image, ImageDraw
 
 from tests.servers.model_server import DEFAULT_PALETTE, Colour, classify_image, find_colour
 
-ColourSpec = Union[str, tuple[int, int, int]]
+ColourSpec = str | tuple[int, int, int]
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"

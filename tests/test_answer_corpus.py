@@ -9,7 +9,7 @@ import pytest
 import responses
 
 from ai_tagger.gateway.answer import MalformedAnswer, read_answer
-from ai_tagger.gateway.base import GatewayError, TagRequest
+from ai_tagger.gateway.base import GatewayConfig, GatewayError, TagRequest
 from ai_tagger.gateway.providers.openai import OpenAIProvider
 from ai_tagger.settings import Settings
 from tests.servers.model_server import ANSWERS_DIR, answer_case, answer_case_names
@@ -88,7 +88,8 @@ REQUEST = TagRequest(kind="image", pictures=[b"\xff\xd8fake"])
 
 
 def provider(**extra) -> OpenAIProvider:
-    created = OpenAIProvider(Settings.from_stash({"gatewayUrl": BASE, "model": "m", **extra}))
+    settings = Settings.from_stash({"gatewayUrl": BASE, "model": "m", **extra})
+    created = OpenAIProvider(GatewayConfig.from_settings(settings))
     created.http._sleep = lambda seconds: None
     return created
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from benchmarks import local_model
 
 _FIGURES = ("detector_pictures_per_s", "detector_bound", "extraction_bound", "end_to_end", "ratio_to_slower_bound",
@@ -19,10 +17,11 @@ def test_local_benchmark_measures_every_figure_at_a_tiny_size(tmp_path, monkeypa
         assert figures[name] > 0, name
 
 
-def test_local_benchmark_plugs_into_benchmarks_run(monkeypatch, tmp_path):
-    from benchmarks.run import BENCHMARKS, Result
+def test_local_benchmark_plugs_into_the_benchmarks_command(monkeypatch, tmp_path):
+    from benchmarks.__main__ import benchmarks
+    from benchmarks.harness import Context, Result
 
     monkeypatch.setattr(local_model, "measure", lambda **_: {k: 1.0 for k in _FIGURES} | {"rounds": 1})
-    result = BENCHMARKS["local"](SimpleNamespace(quick=True, media=tmp_path))
+    result = benchmarks()["local"](Context(size="quick", media=tmp_path))
 
     assert isinstance(result, Result) and result.figures and result.error is None

@@ -29,7 +29,8 @@ def test_synonyms_map_model_words_to_the_users_tag(stash, model, tmp_path):
 
     assert stash.tags_of_image(image) == {"Scarlet", "AI_Tagged"}
     assert stash.tag_by_name("Red") is None
-    assert "synonym" in candidates(run)["Scarlet"]["rule"] and scarlet
+    assert "synonym" in candidates(run)["Scarlet"]["rule"]
+    assert scarlet in stash.image(image)["tag_ids"]  # the user's own tag, not a new one
 
 
 def test_block_list_keeps_a_tag_off_and_preview_says_why(stash, model, tmp_path):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import responses
 
 from ai_tagger.gateway.answer import MalformedAnswer, parse_answer
-from ai_tagger.gateway.base import GatewayError, GatewayFatal, TagRequest
+from ai_tagger.gateway.base import GatewayConfig, GatewayError, GatewayFatal, TagRequest
 from ai_tagger.gateway.http import retry_after
 from ai_tagger.gateway.providers.openai import OpenAIProvider
 from ai_tagger.settings import Settings
+from tests import media
 
 ANSWER = {"tags": [{"name": "Dog", "confidence": 0.8, "frames": [1]}]}
 
@@ -56,7 +58,7 @@ BASE = "http://gateway.test/v1"
 
 def provider(**extra) -> OpenAIProvider:
     settings = Settings.from_stash({"gatewayUrl": BASE, "model": "m", "apiKey": "sk-k", **extra})
-    created = OpenAIProvider(settings)
+    created = OpenAIProvider(GatewayConfig.from_settings(settings))
     created.http._sleep = lambda seconds: None
     return created
 
@@ -108,13 +110,21 @@ def test_persistent_500_fails_the_item_not_the_run():
     assert not isinstance(caught.value, GatewayFatal)
 
 
-@responses.activate
-def test_timeout_is_retried():
-    import requests
+def test_timeout_is_retried(model, tmp_path):
+    """A read timeout is retried by the transport's policy (a real server: ``responses`` skips urllib3)."""
+    model.latency = 1.5  # the first request outlasts the 1 s timeout; the retry is answered at once
+    threading.Timer(0.3, setattr, (model, "latency", 0.0)).start()
+    settings = Settings.from_stash(
+        {"gatewayUrl": model.base_url, "model": model.models[0], "apiKey": model.api_key, "requestTimeout": 1}
+    )
+    picture = media.make_image(tmp_path / "red.jpg", "red").read_bytes()
 
-    responses.post(f"{BASE}/chat/completions", body=requests.Timeout())
-    responses.post(f"{BASE}/chat/completions", json=completion(json.dumps(ANSWER)))
-    assert provider().describe(REQUEST).candidates[0].name == "Dog"
+    provider = OpenAIProvider(GatewayConfig.from_settings(settings))
+
+    answer = provider.describe(TagRequest(kind="image", pictures=[picture]))
+
+    assert [c.name for c in answer.candidates] == ["Red"]
+    assert model.completion_count == 2
 
 
 @responses.activate

@@ -8,17 +8,15 @@ the real plugin process at random moments and check every item after each kill.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests import media
-from tests.conftest import REPO, configure, run_plugin
+from tests import media, runner
+from tests.conftest import configure, run_plugin
 
 CONCURRENCY = 4
 # Items sent to the gateway but not yet written: each is held by one worker thread of the run, and
@@ -92,22 +90,10 @@ def created_a_tag(stash) -> bool:
 
 
 def start_plugin(stash, args: dict[str, Any], log_dir: Path, name: str) -> subprocess.Popen:
-    """Exactly what conftest.run_plugin does (argv, cwd, stdin JSON), but without waiting."""
-    payload = {"server_connection": stash.server_connection(), "args": args}
+    """The shared runner's process (argv, cwd, stdin JSON as Stash sends them), without waiting."""
     # Files, not pipes: a killed child never blocks on a full pipe and nothing is lost.
     with open(log_dir / f"{name}.out", "w") as out, open(log_dir / f"{name}.err", "w") as err:
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "ai_tagger")],
-            stdin=subprocess.PIPE,
-            stdout=out,
-            stderr=err,
-            text=True,
-            cwd=stash.server_connection()["Dir"],
-        )
-    assert process.stdin is not None
-    process.stdin.write(json.dumps(payload))
-    process.stdin.close()
-    return process
+        return runner.start(stash.server_connection(), args, stdout=out, stderr=err)
 
 
 def test_sigkill_at_random_moments_never_half_writes_and_next_run_resumes(stash, model, tmp_path):

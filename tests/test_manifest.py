@@ -6,19 +6,25 @@ from pathlib import Path
 
 import yaml
 
-from ai_tagger import MODES
-from ai_tagger.settings import Settings, manifest_settings
+from ai_tagger import MODES, PLUGIN_ID
+from ai_tagger.settings import Settings, manifest_entries
 
-MANIFEST = Path(__file__).resolve().parents[1] / "ai_tagger.yml"
-STASH_TOP_LEVEL = {"name", "description", "version", "url", "ui", "settings", "exec", "interface", "errLog", "tasks", "hooks"}
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST = REPO / "ai_tagger.yml"
+STASH_TOP_LEVEL = {
+    "name", "description", "version", "url", "ui", "settings", "exec", "interface", "errLog", "tasks", "hooks"
+}
 
 
 def manifest() -> dict:
     return yaml.safe_load(MANIFEST.read_text())
 
 
-def test_plugin_id_is_the_file_name():
-    assert MANIFEST.name == "ai_tagger.yml"
+def test_plugin_id_is_the_manifest_file_name_and_the_package_folder():
+    # Stash takes a plugin's id from its manifest's file name; the hooks queue tasks by that id.
+    [found] = [path for path in REPO.glob("*.yml") if "interface" in (yaml.safe_load(path.read_text()) or {})]
+    assert found.stem == PLUGIN_ID
+    assert (REPO / PLUGIN_ID / "__main__.py").is_file()
 
 
 def test_only_keys_stash_knows_so_strict_loading_succeeds():
@@ -38,11 +44,19 @@ def test_exec_runs_the_package_from_the_plugin_dir():
     assert data["interface"] == "raw"
 
 
-def test_settings_match_the_settings_model():
-    declared = {key: value["type"] for key, value in manifest()["settings"].items()}
-    assert declared == manifest_settings()
-    for key, value in manifest()["settings"].items():
-        assert value["displayName"].strip() and value["description"].strip(), key
+def test_every_setting_matches_its_model_field_in_name_type_display_name_and_description():
+    declared = manifest()["settings"]
+    expected = manifest_entries()
+    assert set(declared) == set(expected)
+    for key, entry in expected.items():
+        assert declared[key] == entry, key
+        assert entry["displayName"].strip() and entry["description"].strip(), key
+
+
+def test_setting_keys_are_the_field_names_in_camel_case():
+    for name, field in Settings.model_fields.items():
+        head, *rest = name.split("_")
+        assert field.alias == head + "".join(part.title() for part in rest)
 
 
 def test_every_setting_default_is_valid():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -188,18 +187,16 @@ def test_paging_defaults_and_sorting(stash: FakeStash) -> None:
     assert [s["title"] for s in by_title["findScenes"]["scenes"]] == ["c", "b", "a"]
 
 
-def test_seeding_20000_scenes_is_fast(stash: FakeStash) -> None:
-    started = time.perf_counter()
+def test_a_20000_scene_library_pages_by_id(stash: FakeStash) -> None:
+    # How fast seeding and paging are is the benchmarks' business (rss seeds 20,000 scenes).
     stash.seed_tags(100)
     stash.seed_scenes(20_000, "/nonexistent/clip.mp4")
-    assert time.perf_counter() - started < 2.0
-    started = time.perf_counter()
     page = data(stash, queries.FIND_SCENES, {
         "filter": {"per_page": 100, "sort": "id", "direction": "ASC"},
         "scene_filter": {"tags": {"value": [], "modifier": "IS_NULL"},
                          "id": {"value": 10_000, "modifier": "GREATER_THAN"}}})["findScenes"]
     assert page["count"] == 10_000 and len(page["scenes"]) == 100
-    assert time.perf_counter() - started < 1.0
+    assert [int(s["id"]) for s in page["scenes"]] == list(range(10_001, 10_101))
 
 
 def test_plugin_settings_and_ffmpeg_path_come_from_configuration(stash: FakeStash) -> None:

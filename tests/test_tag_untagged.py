@@ -59,7 +59,7 @@ def test_model_names_match_existing_tags_by_alias_and_case(stash, model, tmp_pat
     assert stash.tags_of_image(image) == {"water", "AI_Tagged"}
     created = [v["input"]["name"] for op, v in stash.operations if op == "TagCreate"]
     assert "Red" not in created and "Water" not in created
-    assert stash.tags_of_scene(scene) & {"Red"} == set() and crimson
+    assert stash.scene(scene)["tag_ids"] >= {crimson}  # the user's tag itself, not a new one named alike
 
 
 def test_new_tags_are_created_once_under_the_ai_parent(stash, model, tmp_path):
@@ -208,7 +208,7 @@ def test_stash_configured_ffmpeg_is_used(stash, model, tmp_path, red_video):
 
     run_plugin(stash, {"mode": "tag_scenes"})
 
-    assert calls.read_text().count("called") >= 1  # all frames of a scene come from one ffmpeg process
+    assert calls.read_text().count("called") == 1  # all frames of a scene come from one ffmpeg process
 
 
 @pytest.mark.parametrize(

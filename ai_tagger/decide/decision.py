@@ -26,6 +26,7 @@ from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.gateway.base import Candidate
+from ai_tagger.settings import STATUS_TAGS, Settings
 from ai_tagger.stash.models import Tag
 
 APPLY = "apply"
@@ -56,6 +57,21 @@ class Policy:
     min_frames: int = 1
     rules: Rules = field(default_factory=Rules)
     trust_unscored: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, rules: Rules | None = None) -> Policy:
+        """The policy the user's settings ask for; the plugin's own tag names are reserved."""
+        own = (*STATUS_TAGS, settings.created_tag_parent)
+        return cls(
+            threshold=settings.threshold,
+            max_tags=settings.max_tags_per_item,
+            only_existing=settings.only_existing_tags,
+            reserved=frozenset(key(name) for name in own),
+            review_threshold=settings.review_threshold,
+            min_frames=settings.min_frames,
+            rules=rules or Rules(),
+            trust_unscored=settings.trust_unscored_tags,
+        )
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,7 @@ from yaml.composer import Composer, ComposerError
 from yaml.events import AliasEvent
 
 from ai_tagger.decide.normalize import key, singulars
-
-
-class RulesError(ValueError):
-    """The rules file cannot be used; the message names the file and the line."""
+from ai_tagger.errors import RulesError
 
 
 class _EntryError(ValueError):

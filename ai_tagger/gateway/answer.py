@@ -27,6 +27,7 @@ from typing import Any
 import json_repair
 from pydantic import ValidationError
 
+from ai_tagger.errors import MalformedAnswer
 from ai_tagger.gateway.base import Candidate
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", re.DOTALL)
@@ -73,10 +74,6 @@ def answer_schema(allowed_names: Sequence[str] = ()) -> dict[str, Any]:
     schema = copy.deepcopy(ANSWER_SCHEMA)
     schema["properties"]["tags"]["items"]["properties"]["name"]["enum"] = list(allowed_names)
     return schema
-
-
-class MalformedAnswer(ValueError):
-    """The model's text holds no usable tag list."""
 
 
 @dataclass

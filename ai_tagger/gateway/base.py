@@ -1,30 +1,41 @@
 """The provider seam: what every gateway provider takes and gives back, and the registry.
 
 A provider turns prepared pictures (plus context) into candidate tags with confidences. It is
-registered by name with :func:`register`; modules in ``gateway/providers/`` are imported on
-first lookup, so adding a provider is adding one file there.
+a class with a ``name`` registered with :func:`register`, built from a :class:`GatewayConfig`;
+modules in ``gateway/providers/`` are imported on first lookup, so adding a provider is adding
+one file there.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ai_tagger.errors import GatewayError, GatewayFatal, SettingsError
 
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings
 
-
-class GatewayError(Exception):
-    """One item's request failed (after retries); other items may still succeed."""
-
-
-class GatewayFatal(GatewayError):
-    """The gateway cannot work at all (unreachable, key refused, unknown model): stop the run."""
+__all__ = [
+    "Candidate",
+    "GatewayConfig",
+    "GatewayError",
+    "GatewayFatal",
+    "Note",
+    "Provider",
+    "TagAnswer",
+    "TagRequest",
+    "Usage",
+    "create_provider",
+    "provider_names",
+    "register",
+]
 
 
 class Candidate(BaseModel):
@@ -132,13 +143,79 @@ class Note:
 
 @dataclass
 class TagAnswer:
+    """A model's answer for one item, fresh from a provider or read back from the cache.
+
+    Providers fill the first four fields; the run adds where the answer came from
+    (``frame_count`` pictures it saw, the cache ``key``, ``cached`` when no call was made).
+    """
+
     candidates: list[Candidate]
     usage: Usage = field(default_factory=Usage)
     calls: int = 1
     notes: list[Note] = field(default_factory=list)
+    frame_count: int = 0
+    key: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """What a provider gets: the gateway settings it needs, and nothing secret in its repr.
+
+    Built from :class:`~ai_tagger.settings.Settings` by :meth:`from_settings`; a provider that
+    needs a setting not listed here reads it from ``settings`` (or a field is added here, with
+    its line in ``from_settings``).
+    """
+
+    provider: str
+    url: str | None
+    model: str | None
+    api_key: str | None = field(default=None, repr=False)
+    auth_scheme: str = "Bearer"
+    timeout: float = 120
+    concurrency: int = 4
+    answer_tokens: int = 1024
+    """The most tokens one answer may take (``maxAnswerTokens``, else sized from ``maxTagsPerItem``)."""
+    settings: Settings | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayConfig:
+        return cls(
+            provider=settings.provider,
+            url=settings.gateway_url,
+            model=settings.model,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            auth_scheme=settings.auth_scheme,
+            timeout=settings.request_timeout,
+            concurrency=settings.concurrency,
+            answer_tokens=settings.answer_tokens,
+            settings=settings,
+        )
+
+    @classmethod
+    def of(cls, value: GatewayConfig | Settings) -> GatewayConfig:
+        """The config itself, or one made from settings (a provider built by hand, as tests do)."""
+        return value if isinstance(value, GatewayConfig) else cls.from_settings(value)
+
+    def require(self) -> None:
+        """Fail with what to fill in when the gateway is not set up."""
+        missing = [k for k, v in (("gatewayUrl", self.url), ("model", self.model)) if not v]
+        if missing:
+            raise SettingsError(
+                "AI Tagger is not configured: set " + " and ".join(missing) + " in Settings > Plugins > AI Tagger"
+            )
+
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization: <authScheme> <apiKey>`` ('none' sends the raw key), or nothing without a key."""
+        if not self.api_key:
+            return {}
+        scheme = self.auth_scheme.strip()
+        return {"Authorization": self.api_key if scheme.lower() in ("", "none") else f"{scheme} {self.api_key}"}
 
 
 class Provider(Protocol):
+    """A gateway protocol. ``name`` is the ``provider`` setting's value that selects it."""
+
     name: ClassVar[str]
 
     def preflight(self) -> None:
@@ -148,16 +225,35 @@ class Provider(Protocol):
         """Candidate tags for one item's pictures."""
 
 
-ProviderFactory = Callable[["Settings"], Provider]
-_REGISTRY: dict[str, ProviderFactory] = {}
+P = TypeVar("P")
+_REGISTRY: dict[str, Callable[[Any], Provider]] = {}
 
 
-def register(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
-    def decorator(factory: ProviderFactory) -> ProviderFactory:
-        _REGISTRY[name] = factory
-        return factory
+@overload
+def register(name: str) -> Callable[[type[P]], type[P]]: ...
 
-    return decorator
+
+@overload
+def register(name: type[P]) -> type[P]: ...
+
+
+def register(name: str | type[P]) -> Callable[[type[P]], type[P]] | type[P]:
+    """Register a provider class under its ``name``: ``@register`` or ``@register("name")``.
+
+    The constructor takes ``config: GatewayConfig``. A constructor whose first parameter is
+    named ``settings`` gets the whole :class:`~ai_tagger.settings.Settings` instead.
+    """
+
+    def decorator(cls: type[P]) -> type[P]:
+        if isinstance(name, str):
+            cls.name = name  # type: ignore[attr-defined]
+        key = getattr(cls, "name", None)
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{cls.__name__} needs a 'name' to be registered as a provider")
+        _REGISTRY[key] = cls  # type: ignore[assignment]
+        return cls
+
+    return decorator if isinstance(name, str) else decorator(name)
 
 
 def _load_builtin() -> None:
@@ -172,8 +268,17 @@ def provider_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _wants_settings(factory: Callable[..., Any]) -> bool:
+    try:
+        first = next(iter(inspect.signature(factory).parameters.values()), None)
+    except (TypeError, ValueError):
+        return False
+    return first is not None and first.name == "settings"
+
+
 def create_provider(settings: Settings) -> Provider:
     names = provider_names()
     if settings.provider not in _REGISTRY:
         raise GatewayFatal(f"unknown provider {settings.provider!r}: choose one of {', '.join(names)}")
-    return _REGISTRY[settings.provider](settings)
+    factory = _REGISTRY[settings.provider]
+    return factory(settings if _wants_settings(factory) else GatewayConfig.from_settings(settings))

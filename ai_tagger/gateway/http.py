@@ -1,27 +1,32 @@
-"""HTTP to the gateway: timeouts on every call, retries with backoff that honour Retry-After.
+"""HTTP to the gateway: timeouts on every call, retries by the shared policy (:mod:`ai_tagger.retry`).
 
 Retried: connection errors, timeouts, 408, 409, 429 and 5xx. Not retried: other 4xx, which
 only a change of settings can fix. The wait before a retry is the server's ``Retry-After``
-(or LiteLLM's ``llm_provider-retry-after``) when given, else exponential backoff with jitter.
+(or LiteLLM's ``llm_provider-retry-after``) when given, else exponential backoff with jitter,
+capped either way.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
-from email.utils import parsedate_to_datetime
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import requests
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
-from ai_tagger.gateway.base import GatewayError, GatewayFatal
-from ai_tagger.settings import Settings
+from ai_tagger.gateway.base import GatewayConfig, GatewayError, GatewayFatal
+from ai_tagger.retry import MAX_WAIT, PooledSessions, RetryPolicy, retry_after
+
+if TYPE_CHECKING:
+    from ai_tagger.settings import Settings
+
+__all__ = ["MAX_WAIT", "RETRY_STATUSES", "HttpFailure", "RetryingSession", "check_models", "failure_error",
+           "retry_after"]
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-MAX_WAIT = 60.0
 
 
 class HttpFailure(Exception):
@@ -33,25 +38,14 @@ class HttpFailure(Exception):
         self.body = body
 
 
-def retry_after(headers: Any) -> float | None:
-    """Seconds the server asked us to wait, if it said so."""
-    for name in ("retry-after", "llm_provider-retry-after", "x-ratelimit-reset-requests"):
-        raw = headers.get(name) if headers is not None else None
-        if not raw:
-            continue
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            pass
-        try:
-            return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
-        except (TypeError, ValueError):
-            continue
-    return None
+def _timed_out(exc: requests.ConnectionError) -> bool:
+    """A read timeout on the last attempt reaches requests as a ConnectionError around MaxRetryError."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, ReadTimeoutError)
 
 
 class RetryingSession:
-    """One connection pool per thread, shared policy for every gateway call."""
+    """Pooled sessions (one per thread) with the shared retry policy, for every gateway call."""
 
     def __init__(
         self,
@@ -60,66 +54,57 @@ class RetryingSession:
         timeout: float,
         retries: int = 4,
         backoff: float = 0.5,
-        sleep: Any = time.sleep,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._headers = headers
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
-        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._pools: dict[int, PooledSessions] = {}
 
     @classmethod
-    def for_gateway(cls, settings: Settings) -> RetryingSession:
+    def for_gateway(cls, config: GatewayConfig | Settings) -> RetryingSession:
         """The session every provider uses: JSON, the configured key and auth scheme, the timeout."""
-        settings.require_gateway()
-        headers = {"Content-Type": "application/json"}
-        if settings.api_key:
-            headers["Authorization"] = settings.authorization(settings.api_key.get_secret_value())
-        return cls(headers=headers, timeout=settings.request_timeout)
+        config = GatewayConfig.of(config)
+        config.require()
+        return cls(headers={"Content-Type": "application/json", **config.auth_headers()}, timeout=config.timeout)
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(pool_maxsize=64))
-            session.mount("https://", HTTPAdapter(pool_maxsize=64))
-            session.headers.update(self._headers)
-            self._local.session = session
-        return session
+    def _policy(self, retries: int) -> RetryPolicy:
+        return RetryPolicy.create(
+            retries=retries,
+            statuses=RETRY_STATUSES,
+            backoff=self.backoff,
+            raise_on_status=False,
+            sleep=lambda seconds: self._sleep(seconds),
+        )
 
-    def _wait(self, attempt: int, response: requests.Response | None) -> None:
-        asked = retry_after(response.headers) if response is not None else None
-        if asked is None:
-            asked = self.backoff * (2**attempt) * (0.5 + random.random())
-        self._sleep(min(asked, MAX_WAIT))
+    def _session(self, retries: int) -> requests.Session:
+        with self._guard:
+            pool = self._pools.get(retries)
+            if pool is None:
+                pool = PooledSessions(lambda: self._policy(retries), headers=self._headers, pool_size=64)
+                self._pools[retries] = pool
+        return pool.get()
 
     def request(
         self, method: str, url: str, *, json: Any = None, timeout: float | None = None, retries: int | None = None
     ) -> requests.Response:
         """The first successful response; :class:`HttpFailure` after the last failed attempt."""
-        failure: HttpFailure | None = None
-        attempts = (self.retries if retries is None else retries) + 1
-        for attempt in range(attempts):
-            response = None
-            try:
-                response = self._session().request(method, url, json=json, timeout=(10, timeout or self.timeout))
-            except requests.Timeout:
-                failure = HttpFailure(f"no answer within {timeout or self.timeout:g} s")
-            except requests.ConnectionError:
-                failure = HttpFailure(f"cannot connect to {url.split('/v1')[0]}")
-            else:
-                if response.ok:
-                    return response
-                failure = HttpFailure(
-                    f"HTTP {response.status_code}", status=response.status_code, body=response.text[:2000]
-                )
-                if response.status_code not in RETRY_STATUSES:
-                    raise failure
-            if attempt + 1 < attempts:
-                self._wait(attempt, response)
-        assert failure is not None
-        raise failure
+        read_timeout = timeout or self.timeout
+        session = self._session(self.retries if retries is None else retries)
+        try:
+            response = session.request(method, url, json=json, timeout=(10, read_timeout))
+        except requests.Timeout:
+            raise HttpFailure(f"no answer within {read_timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            if _timed_out(exc):
+                raise HttpFailure(f"no answer within {read_timeout:g} s") from None
+            raise HttpFailure(f"cannot connect to {url.split('/v1')[0]}") from None
+        if response.ok:
+            return response
+        raise HttpFailure(f"HTTP {response.status_code}", status=response.status_code, body=response.text[:2000])
 
 
 def _server_message(failure: HttpFailure) -> str:
@@ -133,7 +118,7 @@ def _server_message(failure: HttpFailure) -> str:
     return str(error or "")[:300]
 
 
-def failure_error(failure: HttpFailure, base_url: str, model: str) -> GatewayError:
+def failure_error(failure: HttpFailure, base_url: str, model: str) -> GatewayError | GatewayFatal:
     """A per-item error, or a run-ending one that says which setting to fix."""
     detail = _server_message(failure)
     if failure.status in (401, 403) or (failure.status == 400 and "no_db_connection" in failure.body):

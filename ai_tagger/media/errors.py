@@ -1,5 +1,5 @@
 """The one failure the media stage reports: this item's file cannot be turned into pictures."""
 
+from ai_tagger.errors import MediaError
 
-class MediaError(Exception):
-    """A corrupt, missing or unreadable file; it fails one item, never the run."""
+__all__ = ["MediaError"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -11,7 +12,7 @@ from ai_tagger.media.errors import MediaError
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
 
-def prepare_image(data: bytes | io.BufferedIOBase | str, *, max_side: int, quality: int = 85) -> bytes:
+def prepare_image(data: bytes | IO[bytes] | str, *, max_side: int, quality: int = 85) -> bytes:
     """Normalise one image (first frame of an animation) into a JPEG the model can read."""
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     try:

@@ -7,33 +7,28 @@ never shift the pages and a 100,000-scene library streams in constant memory.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from ai_tagger import PLUGIN_ID
+from ai_tagger.errors import StashError
+from ai_tagger.retry import PooledSessions, RetryPolicy
 from ai_tagger.stash import queries
 from ai_tagger.stash.models import Item, ServerConnection, Tag
 
 PAGE_SIZE = 100
 TAG_PAGE_SIZE = 1000
 TIMEOUT = (5, 60)
-
-
-class StashError(RuntimeError):
-    """Stash could not be reached, refused us, or rejected a request."""
+RETRY_STATUSES = (502, 503, 504)
 
 
 class StashClient:
     def __init__(self, connection: ServerConnection, *, api_key: str | None = None) -> None:
         self.base_url = connection.base_url
         self.url = f"{self.base_url}/graphql"
-        self._local = threading.local()
         self._plain: dict[str, int] = {}
         self._headers = {"Accept": "application/json"}
         self._cookies: dict[str, str] = {}
@@ -42,6 +37,11 @@ class StashClient:
             self._headers["ApiKey"] = key
         if connection.session_cookie and connection.session_cookie.value:
             self._cookies[connection.session_cookie.name] = connection.session_cookie.value
+        self._sessions = PooledSessions(
+            lambda: RetryPolicy.create(retries=3, statuses=RETRY_STATUSES, backoff=0.3),
+            headers=self._headers,
+            cookies=self._cookies,
+        )
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -52,17 +52,8 @@ class StashClient:
         return headers
 
     def session(self) -> requests.Session:
-        """One pooled session per thread (requests.Session is not thread-safe)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            retry = Retry(total=3, backoff_factor=0.3, status_forcelist=(502, 503, 504), allowed_methods=None)
-            session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=16))
-            session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=16))
-            session.headers.update(self._headers)
-            session.cookies.update(self._cookies)
-            self._local.session = session
-        return session
+        """This thread's pooled session (requests.Session is not thread-safe), with the shared retry policy."""
+        return self._sessions.get()
 
     def execute(self, document: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         try:

@@ -63,11 +63,12 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -235,7 +236,7 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 256
     allow_reuse_address = True
-    fake: "FakeModel"
+    fake: FakeModel
 
 
 class FakeModel:
@@ -281,6 +282,9 @@ class FakeModel:
         self.label_requests: list[dict[str, Any]] = []
         self.auth_failures = 0
         self.max_in_flight = 0
+        # Called after each request with (route, started, finished, body bytes); perf_counter
+        # times. Benchmarks and tests observe the server through these, never by patching it.
+        self.listeners: list[Callable[[str, float, float, int], None]] = []
         self._in_flight = 0
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -288,7 +292,7 @@ class FakeModel:
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> "FakeModel":
+    def start(self) -> FakeModel:
         """Bind an ephemeral port and serve in a daemon thread."""
         if self._server is not None:
             return self
@@ -311,7 +315,7 @@ class FakeModel:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "FakeModel":
+    def __enter__(self) -> FakeModel:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -604,6 +608,9 @@ def _frames(images: Sequence[_DecodedImage], text: str, palette: Sequence[Colour
     return [classify_image(cell, palette) for im in images for cell in split_grid(im.image, rows, cols)]
 
 
+_ROUTES = {"/v1/models": "models", "/v1/chat/completions": "completion", "/v1/labels": "labels"}
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Routes requests to the FakeModel; any failure becomes a JSON error, never a crash."""
 
@@ -623,6 +630,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         fake = self.server.fake
+        started = time.perf_counter()
+        body = b""
+        path = ""
         try:
             body = self._read_body() if method == "POST" else b""
             path = urlsplit(self.path).path.rstrip("/")
@@ -647,6 +657,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - the server must survive anything
             self._send(500, {"error": {"message": f"fake server bug: {exc!r}", "type": "server_error",
                                        "param": None, "code": "internal_error"}})
+        finally:
+            route = _ROUTES.get(path) or ("models" if path.startswith("/v1/models/") else path)
+            for listener in list(fake.listeners):
+                listener(route, started, time.perf_counter(), len(body))
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

@@ -28,11 +28,12 @@ import tempfile
 import threading
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, build_schema, execute, parse, validate
 
@@ -153,6 +154,9 @@ class FakeStash:
         self._scene_tag_counts: Counter[int] = Counter()
         self._image_tag_counts: Counter[int] = Counter()
         self.operations: list[tuple[str | None, dict[str, Any]]] = []
+        # Called after each GraphQL request with (operation name, variables, HTTP status), outside
+        # the lock: benchmarks and tests observe the server through these, never by patching it.
+        self.listeners: list[Callable[[str | None, dict[str, Any], int], None]] = []
         self.mutation_count = 0
         self.rejected_requests = 0
         self.media_requests: Counter[str] = Counter()
@@ -166,7 +170,7 @@ class FakeStash:
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "FakeStash":
+    def start(self) -> FakeStash:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -190,7 +194,7 @@ class FakeStash:
                     pass
         shutil.rmtree(self._config_dir, ignore_errors=True)
 
-    def __enter__(self) -> "FakeStash":
+    def __enter__(self) -> FakeStash:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -389,6 +393,16 @@ class FakeStash:
                         operation_name: str | None = None) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body). Like Stash's gqlgen: a request that fails to parse, validate or
         coerce its variables gets 422 and no data; resolver errors get 200 with `errors`."""
+        status, body = self._execute_request(query, variables, operation_name)
+        with self.lock:
+            name = self.operations[-1][0] if self.operations else operation_name
+            listeners = list(self.listeners)
+        for listener in listeners:
+            listener(name, dict(variables or {}), status)
+        return status, body
+
+    def _execute_request(self, query: str, variables: Mapping[str, Any] | None,
+                         operation_name: str | None) -> tuple[int, dict[str, Any]]:
         variables = dict(variables or {})
         with self.lock:
             try:

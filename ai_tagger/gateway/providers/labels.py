@@ -12,13 +12,15 @@ any, is sent as ``Authorization: <authScheme> <apiKey>``.
 from __future__ import annotations
 
 import base64
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ai_tagger.gateway.base import Candidate, GatewayError, TagAnswer, TagRequest, register
+from ai_tagger.gateway.base import Candidate, GatewayConfig, GatewayError, TagAnswer, TagRequest, register
 from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
-from ai_tagger.settings import Settings
+
+if TYPE_CHECKING:
+    from ai_tagger.settings import Settings
 
 
 class Label(BaseModel):
@@ -36,14 +38,15 @@ class LabelsAnswer(BaseModel):
     labels: list[Label]
 
 
-@register("labels")
+@register
 class LabelsProvider:
     name: ClassVar[str] = "labels"
 
-    def __init__(self, settings: Settings) -> None:
-        self.http = RetryingSession.for_gateway(settings)
-        self.base_url = str(settings.gateway_url)
-        self.model = str(settings.model)
+    def __init__(self, config: GatewayConfig | Settings) -> None:
+        config = GatewayConfig.of(config)
+        self.http = RetryingSession.for_gateway(config)
+        self.base_url = str(config.url)
+        self.model = str(config.model)
 
     def preflight(self) -> None:
         check_models(self.http, self.base_url, self.model)

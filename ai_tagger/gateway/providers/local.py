@@ -10,17 +10,16 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ai_tagger.deps import TASK_NAME
-from ai_tagger.gateway.base import Candidate, GatewayError, GatewayFatal, TagAnswer, TagRequest, register
+from ai_tagger.gateway.base import Candidate, GatewayConfig, GatewayError, GatewayFatal, TagAnswer, TagRequest, register
 from ai_tagger.local.detector import Detector, DetectorUnavailable, PictureError, aggregate
-from ai_tagger.settings import Settings
 
 
-@register("local")
+@register
 class LocalProvider:
     name: ClassVar[str] = "local"
 
-    def __init__(self, settings: Settings) -> None:
-        """``settings.model`` is already checked to be one of the detector's models."""
+    def __init__(self, config: GatewayConfig) -> None:
+        """``config.model`` is already checked to be one of the detector's models."""
         self.detector: Detector | None = None
 
     def preflight(self) -> None:

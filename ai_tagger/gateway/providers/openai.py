@@ -14,13 +14,15 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ai_tagger.gateway.answer import MalformedAnswer, Reading, answer_schema, read_answer
-from ai_tagger.gateway.base import GatewayError, Note, TagAnswer, TagRequest, Usage, register
+from ai_tagger.gateway.base import GatewayConfig, GatewayError, Note, TagAnswer, TagRequest, Usage, register
 from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
 from ai_tagger.gateway.prompt import SYSTEM_PROMPT, user_text
-from ai_tagger.settings import Settings
+
+if TYPE_CHECKING:
+    from ai_tagger.settings import Settings
 
 
 def _data_uri(picture: bytes) -> str:
@@ -49,17 +51,18 @@ def _content(message: dict[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-@register("openai")
+@register
 class OpenAIProvider:
     name: ClassVar[str] = "openai"
 
-    def __init__(self, settings: Settings) -> None:
-        self.http = RetryingSession.for_gateway(settings)
-        self.base_url = str(settings.gateway_url)
-        self.model = str(settings.model)
+    def __init__(self, config: GatewayConfig | Settings) -> None:
+        config = GatewayConfig.of(config)
+        self.http = RetryingSession.for_gateway(config)
+        self.base_url = str(config.url)
+        self.model = str(config.model)
         self.use_schema = True
         self.token_field = "max_tokens"
-        self.max_tokens = settings.answer_tokens
+        self.max_tokens = config.answer_tokens
         self.retry_tokens = max(self.max_tokens, min(2 * self.max_tokens, MAX_RETRY_TOKENS))
         self._told = threading.Lock()
         self._told_zero_based = False

@@ -1,0 +1,78 @@
+"""The cache file carries a schema version; files of every earlier version are migrated in place."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ai_tagger.cache import SCHEMA_VERSION, Cache, JournalEntry
+from ai_tagger.gateway.base import Candidate, Usage
+
+# The file as AI Tagger wrote it before the schema had a version (user_version 0).
+UNVERSIONED = """
+CREATE TABLE answers (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, candidates TEXT NOT NULL, frame_count INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE items (
+    kind TEXT NOT NULL, id TEXT NOT NULL, answer_key TEXT, status TEXT NOT NULL, applied TEXT NOT NULL,
+    review TEXT NOT NULL, updated REAL NOT NULL, PRIMARY KEY (kind, id)
+);
+INSERT INTO answers VALUES ('k1', 'fp', '[{"name": "Dog", "confidence": 0.9, "frames": [1]}]', 2, 10, 5, 0);
+INSERT INTO items VALUES ('image', '7', 'k1', 'tagged', '["3"]', '[]', 0);
+"""
+
+
+def version(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def test_a_new_file_gets_the_current_version(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    Cache(path).close()
+    assert version(path) == SCHEMA_VERSION >= 1
+
+
+def test_an_unversioned_file_is_migrated_and_keeps_its_answers_and_journal(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(UNVERSIONED)
+
+    cache = Cache(path)
+    answer = cache.get("k1")
+    journal = list(cache.journal(("image",)))
+    cache.close()
+
+    assert cache.reset_reason is None
+    assert version(path) == SCHEMA_VERSION
+    assert answer is not None and answer.cached and answer.frame_count == 2
+    assert answer.candidates == [Candidate(name="Dog", confidence=0.9, frames=(1,))]
+    assert journal == [JournalEntry("image", "7", "k1", "tagged", ["3"], [])]
+
+
+def test_a_file_from_a_newer_plugin_is_set_aside_not_misread(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    cache = Cache(path)
+    cache.close()
+
+    assert cache.reset_reason is not None and "newer" in cache.reset_reason
+    assert version(path) == SCHEMA_VERSION
+    assert list(tmp_path.glob("cache.sqlite3.corrupt-*"))
+
+
+def test_answers_and_journal_round_trip(tmp_path):
+    cache = Cache(tmp_path / "cache.sqlite3")
+    cache.put("k", "fp", [Candidate(name="Cat", confidence=0.5)], 3, Usage(7, 1))
+    cache.record(JournalEntry("scene", "1", "k", "tagged", ["9"], [{"tag": "Cat", "score": 0.5}]))
+
+    answer = cache.get("k")
+
+    assert answer is not None
+    assert (answer.frame_count, answer.key, answer.cached, answer.calls, answer.usage) == (3, "k", True, 0, Usage())
+    assert cache.journal_count(("scene",)) == 1 and cache.journal_count(("image",)) == 0
+    assert cache.get("missing") is None
+    cache.close()
