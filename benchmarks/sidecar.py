@@ -1,7 +1,6 @@
 """Benchmark ``sidecar``: ``tag_scenes`` through the local-model sidecar vs the model in process.
 
     python3 -m benchmarks --only sidecar [--quick]
-    python3 -m benchmarks.sidecar [--scenes 60]
 
 The same scenes as the ``local`` benchmark (10 s videos of scikit-image's photographs, 6 frames
 each), tagged end to end twice per round on the same machine: ``provider: local`` (the detector
@@ -14,8 +13,6 @@ on one machine. Target: sidecar >= 90 % of in process. Also reported: the sideca
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -79,17 +76,3 @@ def run(ctx: Context) -> Result:
     res.notes.append("both on this machine: the sidecar shares the cores with the plugin and ffmpeg; rates are "
                      f"scenes / (wall - empty-run wall), best of {m['rounds']} interleaved round(s).")  # fmt: skip
     return res
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=3, help="measure each figure this often, keep the best")
-    parser.add_argument("--media", type=Path, default=REPO / "benchmarks" / "results" / "media")
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(scenes=args.scenes, media_dir=args.media, rounds=args.rounds), indent=2, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
