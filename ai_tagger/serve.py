@@ -37,8 +37,8 @@ from typing import Any
 from ai_tagger import __version__
 from ai_tagger.local.detector import MODELS, Detector, DetectorUnavailable, PictureError, aggregate, cpu_threads
 
-MAX_BODY = 32 * 1024 * 1024
-"""Bytes of one request body (32 MB): 64 full-size JPEG frames, base64, fit well within it."""
+MAX_BODY = 32_000_000
+"""Bytes of one request body (32 MB): 64 frames at the default maxImageSide (768 px, tens of KB each) fit many times."""
 MAX_IMAGES = 64
 MAX_CONNECTIONS = 256
 """Open connections at once; each holds a thread, so beyond this a connection gets 503 and is closed."""
