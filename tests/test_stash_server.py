@@ -233,6 +233,8 @@ SAMPLE_VARIABLES = {
     "BULK_SCENE_UPDATE": {"input": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}}},
     "BULK_IMAGE_UPDATE": {"input": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}}},
     "RUN_PLUGIN_TASK": {"plugin_id": "ai_tagger"},
+    "TAG_DESTROY": {"input": {"id": "1"}},
+    "SCENE_MARKERS_DESTROY": {"ids": []},
 }
 
 
