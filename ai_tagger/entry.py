@@ -265,5 +265,10 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def cli() -> int:
-    """Console-script entry (``ai-tagger``): the same run as ``python -m ai_tagger``."""
+    """Console-script entry (``ai-tagger``): the same run as ``python -m ai_tagger``, or with
+    ``serve`` first, the local-model sidecar (``python -m ai_tagger.serve``)."""
+    if sys.argv[1:2] == ["serve"]:
+        from ai_tagger.serve import main as serve
+
+        return serve(sys.argv[2:])
     return main(sys.stdin, sys.stdout, sys.stderr, sys.argv[1:])
