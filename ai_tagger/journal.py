@@ -190,11 +190,14 @@ class Journal:
             f"AND status = 0 AND done IS NOT NULL AND {_IN_FORCE} GROUP BY tag_id",
             (kind, item_id),
         )
+        self._record_rejections(kind, item_id, [(t, origin, score) for t, origin, score in gone if t not in current])
+        return self.rejections(kind, item_id)
+
+    def _record_rejections(self, kind: str, item_id: str, rejected: list[tuple[str, str, float | None]]) -> None:
+        """``(tag id, run id, score)`` rejected on the item, and the writes no longer in force, together."""
         now = time.time()
         statements: list[tuple[str, tuple[Any, ...]]] = []
-        for tag_id, origin, score in gone:
-            if tag_id in current:
-                continue
+        for tag_id, origin, score in rejected:
             statements.append(
                 (
                     "INSERT OR IGNORE INTO rejections (kind, item_id, tag_id, run_id, score, time) "
@@ -210,8 +213,6 @@ class Journal:
             )
         if statements:
             self.cache.transaction(statements)
-        rows = self.cache.query("SELECT tag_id FROM rejections WHERE kind = ? AND item_id = ?", (kind, item_id))
-        return {str(row[0]) for row in rows}
 
     # ---- review ------------------------------------------------------------------------
 
@@ -260,24 +261,7 @@ class Journal:
 
     def reject(self, kind: str, item_id: str, rejected: list[tuple[str, float | None]]) -> None:
         """The user's rejections from the review page: never (re-)applied to the item again."""
-        now = time.time()
-        statements: list[tuple[str, tuple[Any, ...]]] = []
-        for tag_id, score in rejected:
-            statements.append(
-                (
-                    "INSERT OR IGNORE INTO rejections (kind, item_id, tag_id, run_id, score, time) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (kind, item_id, tag_id, BY_THE_USER, score, now),
-                )
-            )
-            statements.append(
-                (
-                    f"UPDATE writes SET rejected = ? WHERE kind = ? AND item_id = ? AND tag_id = ? AND {_IN_FORCE}",  # noqa: S608
-                    (now, kind, item_id, tag_id),
-                )
-            )
-        if statements:
-            self.cache.transaction(statements)
+        self._record_rejections(kind, item_id, [(tag_id, BY_THE_USER, score) for tag_id, score in rejected])
 
     # ---- undo ---------------------------------------------------------------------------
 

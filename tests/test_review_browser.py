@@ -90,15 +90,22 @@ def test_accept_and_reject_by_clicking_on_the_review_page(browser, stash, model,
         browser.find_element(By.TAG_NAME, "body").send_keys("a")
         wait_for(browser, ".ai-tagger-notice", "accepted Beach")
         chip(browser, scene, "Outdoors")
+
+        browser.get(f"{host.url}/images/{image}")  # the image page's AI panel: why, and Reject
+        beach = wait_for(browser, ".ai-tagger-panel li", "Beach")
+        assert "accepted by the user" in beach.text and "score 70%" in beach.text
+        beach.find_element(By.CSS_SELECTOR, ".ai-tagger-reject").click()
+        wait_for(browser, ".ai-tagger-panel", "AI Tagger added nothing here")
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
     assert stash.tags_of_scene(scene) == {"AI_Tagged", "AI_Review", "Red"}, "Outdoors still waits"
-    assert stash.tags_of_image(image) == {"AI_Tagged", "Beach"}, "nothing pending: AI_Review gone"
+    assert stash.tags_of_image(image) == {"AI_Tagged"}, "accepted (AI_Review gone), then rejected on its page"
     with journal_db(stash) as db:
-        rejected = db.execute("SELECT tag_id FROM rejections WHERE kind = 'scene' AND item_id = ?", (scene,)).fetchall()
+        rejected = db.execute("SELECT kind, tag_id FROM rejections ORDER BY kind").fetchall()
         accepted = db.execute("SELECT count(*) FROM writes w JOIN runs r ON r.id = w.run_id "
                               "WHERE r.mode = 'review_decide' AND w.rule LIKE 'accepted by the user%'").fetchone()[0]
-    assert rejected == [("new:water",)] and accepted == 2
+    beach = stash.tag_by_name("Beach")["id"]
+    assert rejected == [("image", beach), ("scene", "new:water")] and accepted == 2
     assert errors == [], errors
     assert shot.stat().st_size > 10_000
     if SCREENSHOT:
