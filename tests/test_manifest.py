@@ -84,3 +84,11 @@ def test_tasks_cover_every_mode_with_string_args():
 def test_hooks_fire_on_new_scenes_and_images():
     [hook] = manifest()["hooks"]
     assert set(hook["triggeredBy"]) == {"Scene.Create.Post", "Image.Create.Post"}
+
+
+def test_ui_files_exist_and_load_nothing_from_elsewhere():
+    ui = manifest()["ui"]
+    for path in [*ui["javascript"], *ui["css"]]:
+        source = (REPO / path).read_text(encoding="utf-8")
+        assert "http://" not in source and "https://" not in source, f"{path}: no external URL (Stash's CSP)"
+    assert "csp" not in ui, "same-origin only: no CSP exception needed"
