@@ -86,6 +86,7 @@ def run(
     rules: Rules,
     cache: Cache | None,
     limit: int | None = None,
+    marker_end: bool = True,
 ) -> RunSummary:
     """Tag, preview or re-apply the items of ``mode``; a run that ended early says why in ``stopped``.
 
@@ -105,7 +106,10 @@ def run(
         vocabulary=vocabulary,
         rules=rules,
         cache=cache,
+        marker_end=marker_end,
     )
+    if table.writes:
+        tagger.applier.markers.finish_pending()
     say = log.warning if tagger.parent_missing else log.info
     say(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
     work = work_for(table, client=client, tagger=tagger, cache=cache)

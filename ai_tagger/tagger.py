@@ -37,6 +37,7 @@ class Tagger:
         vocabulary: Vocabulary,
         rules: Rules,
         cache: Cache | None,
+        marker_end: bool = True,
     ) -> None:
         self.book = TagBook(client, vocabulary, parent_name=settings.created_tag_parent)
         self.answers = Answers(
@@ -55,6 +56,8 @@ class Tagger:
             log=log,
             cache=cache,
             dry_run=dry_run,
+            marker_tags=settings.marker_tags,
+            marker_end=marker_end,
         )
 
     @property

@@ -144,6 +144,7 @@ def _run_locked(
             rules=rules,
             cache=cache,
             limit=limit,
+            marker_end=versions.supports(stash_version, versions.MARKER_END),
         )
     except RunError as exc:
         log.error(str(exc))

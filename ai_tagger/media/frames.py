@@ -6,11 +6,17 @@ go to one ffmpeg process (one input and one output pipe per timestamp), because 
 costs more than seeking; should that fail, each frame is taken by its own process and a bad
 one is skipped. Frames are scaled down by
 ffmpeg and come back as JPEG bytes on a pipe: nothing is written to disk.
+
+Dense sampling (a frame every few seconds, for scene markers) is one sequential pass instead:
+at hundreds of instants, one decode from start to end through an ``fps`` filter is cheaper than
+hundreds of seeks, and decoding only keyframes (``-skip_frame nokey``) is cheaper still when the
+interval is at least the file's keyframe spacing, which the packet flags tell without decoding.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import selectors
 import subprocess
@@ -188,3 +194,116 @@ def _ffprobe_beside(ffmpeg: str) -> str:
     if path.parent != Path("."):
         return str(path.with_name(path.name.replace("ffmpeg", "ffprobe")))
     return "ffprobe"
+
+
+KEYFRAME_WINDOW = 60
+"""Seconds of packets read to measure the keyframe spacing (flags only, nothing decoded)."""
+
+
+def dense_plan(duration: float | None, interval: float, max_frames: int) -> tuple[float, int]:
+    """``(interval, count)``: every ``interval`` s from 0 to the end, at most ``max_frames`` (then wider apart)."""
+    if not duration or duration <= 0:
+        return interval, max_frames
+    count = max(1, math.ceil(duration / interval - 1e-9))
+    if count > max_frames:
+        return duration / max_frames, max_frames
+    return interval, count
+
+
+def keyframe_spacing(source: str, *, ffprobe: str, headers: Mapping[str, str] | None = None) -> float | None:
+    """The widest gap between video keyframes in the first minute, from packet flags; None if unknown."""
+    command = [
+        ffprobe, "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+{KEYFRAME_WINDOW}",
+        "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0",
+    ]  # fmt: skip
+    if headers and source.startswith(("http://", "https://")):
+        command += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+    try:
+        result = subprocess.run(command + [source], capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    keys = []
+    for line in result.stdout.decode(errors="replace").splitlines():
+        at, _, flags = line.partition(",")
+        if flags.startswith("K"):
+            try:
+                keys.append(float(at))
+            except ValueError:
+                continue
+    keys.sort()
+    gaps = [b - a for a, b in zip(keys, keys[1:], strict=False)]
+    return max(gaps) if gaps else None
+
+
+def split_jpegs(stream: bytes) -> list[bytes]:
+    """The complete JPEGs of an MJPEG pipe (ffmpeg writes no thumbnails, so EOI+SOI only joins pictures)."""
+    parts = stream.split(b"\xff\xd9\xff\xd8")
+    pictures = [(b"" if i == 0 else b"\xff\xd8") + part + (b"" if i == len(parts) - 1 else b"\xff\xd9")
+                for i, part in enumerate(parts)]  # fmt: skip
+    return [p for p in pictures if p.startswith(b"\xff\xd8") and p.endswith(b"\xff\xd9")]
+
+
+def dense_command(
+    source: str,
+    *,
+    interval: float,
+    count: int,
+    keyframes_only: bool,
+    ffmpeg: str,
+    max_side: int,
+    headers: Mapping[str, str] | None = None,
+) -> list[str]:
+    """One sequential pass: an ``fps`` filter keeps the frame nearest each multiple of ``interval``."""
+    skip = ["-skip_frame", "nokey"] if keyframes_only else []
+    return [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", *skip, *_input_args(source, headers),
+        "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", f"fps=fps=1/{interval:.6f}:eof_action=pass,{_scale(max_side)}",
+        "-frames:v", str(count), "-q:v", "4", "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
+    ]  # fmt: skip
+
+
+def extract_dense(
+    source: str,
+    *,
+    duration: float | None,
+    interval: float,
+    max_frames: int,
+    ffmpeg: str,
+    max_side: int,
+    headers: Mapping[str, str] | None = None,
+) -> list[tuple[float, bytes]]:
+    """``(seconds, JPEG)`` every ``interval`` s from one ffmpeg process; the frames that exist if the file is short.
+
+    A file whose keyframes are at most ``interval`` apart is decoded keyframes only.
+    """
+    ffprobe = _ffprobe_beside(ffmpeg)
+    if not duration:
+        try:
+            duration = probe_duration(source, ffprobe=ffprobe, headers=headers)
+        except MediaError:
+            duration = None
+    step, count = dense_plan(duration, interval, max_frames)
+    spacing = keyframe_spacing(source, ffprobe=ffprobe, headers=headers)
+    keyframes_only = spacing is not None and spacing <= step + 1e-6
+    command = dense_command(
+        source,
+        interval=step,
+        count=count,
+        keyframes_only=keyframes_only,
+        ffmpeg=ffmpeg,
+        max_side=max_side,
+        headers=headers,
+    )
+    limit = FFMPEG_TIMEOUT + (duration or 0)
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=limit, check=False)
+    except FileNotFoundError:
+        raise MediaError(f"ffmpeg not found at {ffmpeg!r}: install ffmpeg or set its path in Stash") from None
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"ffmpeg took over {limit:.0f} s to sample the video every {step:g} s") from None
+    frames = split_jpegs(result.stdout)
+    if not frames:
+        detail = result.stderr.decode(errors="replace").strip().splitlines()
+        reason = detail[-1] if detail else f"exit code {result.returncode}, no frame"
+        raise MediaError(f"ffmpeg could not read a frame every {step:g} s: {reason}")
+    return [(round(index * step, 3), frame) for index, frame in enumerate(frames)]

@@ -1,0 +1,62 @@
+"""``dense``: a frame every 2 s and every 10 s of a 10-minute 1080p H.264 file, the plugin vs bare ffmpeg.
+
+The plugin's :func:`~ai_tagger.media.frames.extract_dense` (keyframe-spacing probe included)
+against the floor: one bare single-pass ``ffmpeg -i f -vf fps=1/N,scale -f image2pipe`` command
+producing the same frames, the same size. Target: <= 1.2x that floor. The file has a keyframe
+every 10 s, so 10 s is decoded keyframes only and 2 s is a full sequential decode; the bare
+keyframes-only command is reported as well.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+
+from benchmarks.frames import long_video
+from benchmarks.harness import FFMPEG, Context, Result, media
+
+INTERVALS = (2, 10)
+MAX_SIDE = 768
+
+
+def run(ctx: Context) -> Result:
+    from ai_tagger.media.frames import dense_command, dense_plan, extract_dense, keyframe_spacing
+
+    res = Result("dense")
+    path = long_video(ctx)
+    duration = media.probe_duration(path)
+    repeats = ctx.pick(full=3, quick=2, tiny=1)
+    spacing = keyframe_spacing(str(path), ffprobe=FFMPEG.replace("ffmpeg", "ffprobe"))
+    details: dict[str, object] = {"file": str(path), "duration_s": duration, "keyframe_spacing_s": spacing}
+
+    def bare(interval: float, count: int, keyframes_only: bool) -> tuple[float, int]:
+        command = dense_command(
+            str(path), interval=interval, count=count, keyframes_only=keyframes_only, ffmpeg=FFMPEG, max_side=MAX_SIDE
+        )
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, check=True)
+        return time.perf_counter() - started, done.stdout.count(b"\xff\xd9")
+
+    for interval in INTERVALS:
+        step, count = dense_plan(duration, interval, 600)
+        samples: dict[str, list[float]] = {"plugin": [], "floor": [], "floor_keyframes": []}
+        frames = 0
+        for _ in range(repeats):  # interleaved, so noise hits all alike
+            started = time.perf_counter()
+            got = extract_dense(
+                str(path), duration=duration, interval=interval, max_frames=600, ffmpeg=FFMPEG, max_side=MAX_SIDE
+            )
+            frames = len(got)
+            samples["plugin"].append(time.perf_counter() - started)
+            samples["floor"].append(bare(step, count, keyframes_only=False)[0])
+            samples["floor_keyframes"].append(bare(step, count, keyframes_only=True)[0])
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        ratio = med["plugin"] / med["floor"]
+        res.add(f"plugin extract_dense every {interval} s ({frames} frames)", round(med["plugin"], 3), "s")
+        res.add(f"bare single-pass ffmpeg fps=1/{interval} (floor)", round(med["floor"], 3), "s")
+        res.add(f"bare single-pass, keyframes only, every {interval} s", round(med["floor_keyframes"], 3), "s")
+        res.add(f"plugin / floor, every {interval} s", round(ratio, 2), "x", "<= 1.2x", ratio <= 1.2)
+        details[f"every_{interval}s"] = {"frames": frames, "samples_s": samples}
+    res.details = details
+    return res
