@@ -119,14 +119,18 @@ def test_an_older_stash_gets_markers_without_end_seconds(stash, model, halves, m
     assert_two_markers(spans(stash, scene), with_end=False)
 
 
-@pytest.mark.parametrize("per_request", [3, 10])
-def test_a_frames_per_request_split_gives_the_same_markers_as_one_request(stash, model, halves, per_request):
-    configure(stash, model, **DENSE, framesPerRequest=per_request)
+@pytest.mark.parametrize(("per_request", "layout"), [(3, "separate"), (10, "separate"), (4, "grid"), (9, "grid")])
+def test_a_frames_per_request_split_gives_the_same_markers_as_one_request(stash, model, halves, per_request, layout):
+    configure(stash, model, **DENSE, framesPerRequest=per_request, frameLayout=layout)
     scene = stash.add_scene(halves)
 
-    run_plugin(stash, {"mode": "tag_scenes"})
+    run = run_plugin(stash, {"mode": "tag_scenes"})
 
-    assert model.completion_count == -(-10 // per_request)
+    requests = -(-10 // per_request)
+    assert model.completion_count == requests == run.output["gateway_calls"]
+    pictures = sorted(r["n_images"] for r in model.requests)
+    cells = [min(per_request, 10 - offset) for offset in range(0, 10, per_request)]
+    assert pictures == ([1] * requests if layout == "grid" else sorted(cells))  # grid: one contact sheet each
     assert_two_markers(spans(stash, scene))
 
 
@@ -151,7 +155,10 @@ def test_preview_lists_the_markers_each_scene_would_get_and_writes_none(stash, m
 
     [row] = run.output["items"]
     assert [(m["tag"], m["at"]) for m in row["markers"]] == [("Red", "0:00-0:08"), ("Water", "0:10-0:18")]
-    assert stash.markers_of_scene(scene) == [] and stash.mutation_count == 0 or not marker_inputs(stash)
+    assert stash.markers_of_scene(scene) == [] and not marker_inputs(stash)
+    # The token estimate is built from every request the dense frames took (two of eight frames at most).
+    assert run.output["gateway_calls"] == 2
+    assert run.output["estimate"]["tokens_per_item"] == run.output["tokens"]["total"] > 0
 
 
 def test_markers_planned_before_a_kill_are_created_by_the_next_run(stash, model, halves, tmp_path):

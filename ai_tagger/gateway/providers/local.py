@@ -13,9 +13,6 @@ from ai_tagger.deps import TASK_NAME
 from ai_tagger.gateway.base import Candidate, GatewayConfig, GatewayError, GatewayFatal, TagAnswer, TagRequest, register
 from ai_tagger.local.detector import Detector, DetectorUnavailable, PictureError, aggregate
 
-BATCH = 32
-"""Frames per detector call: a dense scene's hundreds of frames are never all decoded at once."""
-
 
 @register
 class LocalProvider:
@@ -39,11 +36,7 @@ class LocalProvider:
             self.preflight()
         assert self.detector is not None
         try:
-            per_frame = [
-                found
-                for start in range(0, len(request.pictures), BATCH)
-                for found in self.detector.detect(request.pictures[start : start + BATCH])
-            ]
+            per_frame = self.detector.detect(request.pictures)
         except PictureError as exc:
             raise GatewayError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own errors fail this item, not the run
