@@ -90,7 +90,7 @@ class Applier:
             self._reserve(item_id, spans)
         self.client.add_tags(kind, item_id, applied + self._status_ids(decision))
         if spans:
-            self.markers.finish(item_id)
+            result.markers_created = self.markers.finish(item_id)
         self._journal(kind, item_id, answer.key, applied, decision)
         result.status = "tagged"
         return result
@@ -114,7 +114,7 @@ class Applier:
             self.client.remove_tags(entry.kind, entry.id, dropped)
         if entry.kind == "scene":
             self.markers.remove_stale(entry.id, applied)
-            self.markers.finish(entry.id)
+            result.markers_created = self.markers.finish(entry.id)
         self._journal(entry.kind, entry.id, entry.answer_key, applied, decision)
         return result
 
@@ -130,7 +130,9 @@ class Applier:
         names = [STATUS_TAGGED, STATUS_REVIEW] if decision.review else [STATUS_TAGGED]
         return [self.book.status_tag(name).id for name in names]
 
-    def _journal(self, kind: str, item_id: str, answer_key: str | None, applied: list[str], decision: Decision) -> None:
+    def _journal(
+        self, kind: str, item_id: str, answer_key: str | None, applied: list[str], decision: Decision
+    ) -> None:
         if self.cache is not None:
             review = [{"tag": v.label, "score": round(v.score, 3)} for v in decision.review]
             self.cache.record(JournalEntry(kind, item_id, answer_key, "tagged", applied, review))

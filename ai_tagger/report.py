@@ -25,6 +25,8 @@ class ItemResult:
     cached: bool = False
     markers: list[dict[str, Any]] = field(default_factory=list)
     """Scene markers the decision asks for: ``tag``, ``start``, ``end`` (seconds) and ``at`` (m:ss-m:ss)."""
+    markers_created: int = 0
+    """Of those, how many this run created (none where one overlapped, was rejected, or in a dry run)."""
 
     def report(self) -> dict[str, Any]:
         row: dict[str, Any] = {"kind": self.item_kind, "id": self.item_id, "status": self.status}
@@ -52,6 +54,7 @@ class RunSummary:
     errored: int = 0
     tags_applied: int = 0
     markers: int = 0
+    markers_created: int = 0
     gateway_calls: int = 0
     cache_hits: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -77,6 +80,7 @@ class RunSummary:
             self.review += bool(result.decision.review)
             self.tags_applied += len(result.decision.applied)
             self.markers += len(result.markers)
+            self.markers_created += result.markers_created
         if len(self.items) < MAX_REPORTED_ITEMS:
             self.items.append(result.report())
 
@@ -90,6 +94,7 @@ class RunSummary:
             "errored": self.errored,
             "tags_applied": self.tags_applied,
             "markers": self.markers,
+            "markers_created": self.markers_created,
             "gateway_calls": self.gateway_calls,
             "cache_hits": self.cache_hits,
             "tokens": {

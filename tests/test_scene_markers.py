@@ -60,7 +60,7 @@ def test_a_two_colour_video_sampled_every_two_seconds_gets_one_marker_per_colour
     red = stash.tag_by_name("Red")
     [first, _] = marker_inputs(stash)
     assert first["primary_tag_id"] == str(red["id"]) and first["title"] == "Red" and first["scene_id"] == scene
-    assert run.output["markers"] == 2
+    assert run.output["markers"] == run.output["markers_created"] == 2
     # The marker writes come after the scene's one tag write.
     names = [op for op, _ in stash.operations]
     assert names.index("BulkSceneUpdate") < names.index("SceneMarkerCreate")
@@ -78,6 +78,7 @@ def test_rerun_and_reapply_create_no_duplicates_and_leave_the_users_marker_alone
     run = run_plugin(stash, {"mode": "reapply", **data})
 
     assert run.error is None, run.stderr
+    assert run.output["markers"] == 2 and run.output["markers_created"] == 0
     found = stash.markers_of_scene(scene)
     assert [(m["id"], m["seconds"], m["end_seconds"], m["title"]) for m in found if m["tag"] == "Red"] == [
         (mine, 1.0, 5.0, "my red bit")

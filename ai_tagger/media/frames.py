@@ -61,17 +61,26 @@ def _scale(max_side: int) -> str:
     return f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease"
 
 
-def _run(command: list[str], what: str) -> bytes:
+def _ffmpeg(command: list[str], what: str, timeout: float = FFMPEG_TIMEOUT) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg to the end; a missing ffmpeg or one over the time limit is a :class:`MediaError`."""
     try:
-        result = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
+        return subprocess.run(command, capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError:
         raise MediaError(f"ffmpeg not found at {command[0]!r}: install ffmpeg or set its path in Stash") from None
     except subprocess.TimeoutExpired:
-        raise MediaError(f"ffmpeg took over {FFMPEG_TIMEOUT} s for {what}") from None
+        raise MediaError(f"ffmpeg took over {timeout:.0f} s for {what}") from None
+
+
+def _failure(result: subprocess.CompletedProcess[bytes], what: str) -> MediaError:
+    detail = result.stderr.decode(errors="replace").strip().splitlines()
+    reason = detail[-1] if detail else f"exit code {result.returncode}, no frame"
+    return MediaError(f"ffmpeg could not read {what}: {reason}")
+
+
+def _run(command: list[str], what: str) -> bytes:
+    result = _ffmpeg(command, what)
     if result.returncode != 0 or not result.stdout.startswith(b"\xff\xd8"):
-        detail = result.stderr.decode(errors="replace").strip().splitlines()
-        reason = detail[-1] if detail else f"exit code {result.returncode}, no frame"
-        raise MediaError(f"ffmpeg could not read {what}: {reason}")
+        raise _failure(result, what)
     return result.stdout
 
 
@@ -294,16 +303,9 @@ def extract_dense(
         max_side=max_side,
         headers=headers,
     )
-    limit = FFMPEG_TIMEOUT + (duration or 0)
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=limit, check=False)
-    except FileNotFoundError:
-        raise MediaError(f"ffmpeg not found at {ffmpeg!r}: install ffmpeg or set its path in Stash") from None
-    except subprocess.TimeoutExpired:
-        raise MediaError(f"ffmpeg took over {limit:.0f} s to sample the video every {step:g} s") from None
+    what = f"a frame every {step:g} s"
+    result = _ffmpeg(command, what, timeout=FFMPEG_TIMEOUT + (duration or 0))
     frames = split_jpegs(result.stdout)
     if not frames:
-        detail = result.stderr.decode(errors="replace").strip().splitlines()
-        reason = detail[-1] if detail else f"exit code {result.returncode}, no frame"
-        raise MediaError(f"ffmpeg could not read a frame every {step:g} s: {reason}")
+        raise _failure(result, what)
     return [(round(index * step, 3), frame) for index, frame in enumerate(frames)]
