@@ -4,8 +4,10 @@
 made of the media's content fingerprint, the frame plan, provider, gateway URL, model and prompt version:
 changing thresholds or rules, or tagging a duplicate file, costs no gateway call. ``items``
 journals what each processed item got, committed per item, so "Re-apply tags from cache" can
-re-decide every processed item with today's settings. WAL keeps both safe across kills; a
-corrupt file is moved aside and rebuilt, never fatal.
+re-decide every processed item with today's settings. ``answer_times`` keeps each answer's
+frame times and ``markers`` every scene marker the plugin planned or wrote (with its state), so
+markers can be recomputed, finished after a kill, and removed only when they are the plugin's.
+WAL keeps them safe across kills; a corrupt file is moved aside and rebuilt, never fatal.
 """
 
 from __future__ import annotations

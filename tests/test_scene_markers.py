@@ -217,3 +217,23 @@ def test_an_audio_only_file_is_errored_with_a_reason(stash, model, halves, tmp_p
 
     [row] = [r for r in run.output["items"] if r["id"] == bad]
     assert row["status"] == "errored" and "ffmpeg" in row["error"]
+
+
+def test_a_tag_left_for_review_gets_no_marker(stash, model, halves):
+    configure(stash, model, **{**DENSE, "minConfidence": 60, "reviewConfidence": 40})  # Water scores 0.57
+    scene = stash.add_scene(halves)
+
+    run_plugin(stash, {"mode": "tag_scenes"})
+
+    assert "AI_Review" in stash.tags_of_scene(scene)
+    assert [m["tag"] for m in stash.markers_of_scene(scene)] == ["Red"]
+
+
+def test_marker_tags_names_which_applied_tags_get_markers(stash, model, halves):
+    configure(stash, model, **{**DENSE, "markerTags": "water, Something Else"})
+    scene = stash.add_scene(halves)
+
+    run_plugin(stash, {"mode": "tag_scenes"})
+
+    assert {"Red", "Water"} <= stash.tags_of_scene(scene)
+    assert [m["tag"] for m in stash.markers_of_scene(scene)] == ["Water"]
