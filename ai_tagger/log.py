@@ -10,6 +10,7 @@ same redaction, so there is one rule for everything the plugin emits.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -108,6 +109,13 @@ class Log:
     def error(self, message: str) -> None:
         self._write("e", message)
 
+    def forward(self, logger: str = "ai_tagger") -> None:
+        """Send that ``logging`` logger's records (WARNING and up) here, redacted like the rest."""
+        target = logging.getLogger(logger)
+        target.handlers = [_Forward(self)]
+        target.setLevel(logging.WARNING)
+        target.propagate = False
+
     def progress(self, fraction: float) -> None:
         """Report progress, at most a few times a second: Stash redraws on every line."""
         if self._plain:
@@ -118,3 +126,13 @@ class Log:
             return
         self._last_progress, self._last_progress_at = fraction, now
         self._write("p", f"{fraction:.4f}")
+
+
+class _Forward(logging.Handler):
+    def __init__(self, log: Log) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "e" if record.levelno >= logging.ERROR else "w" if record.levelno >= logging.WARNING else "i"
+        self._log._write(level, record.getMessage())

@@ -88,6 +88,7 @@ def register_secrets(raw_settings: dict[str, Any], log: Log) -> None:
 
 def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> Result:
     """Run the task the input asks for; return the ``(output, error)`` pair for Stash."""
+    log.forward()
     try:
         plugin_input = read_input(raw_input)
         args = plugin_input.args

@@ -12,6 +12,11 @@ upstream 429/5xx reach the plugin and its own retry logic is what gets exercised
 
 Fixtures (import them into a test module): ``litellm_upstream`` (session FakeModel),
 ``litellm_proxy`` (session proxy) and ``upstream`` (the FakeModel, reset around each test).
+
+A proxy can also front several upstreams as LiteLLM's router does in production: one
+``model_name`` served by N deployments (``LiteLLMProxy([a, b, ...])``), further model groups
+(``extra_deployments``, built with :func:`deployment`) and router settings of the test's
+choosing (``router_settings``, merged over the no-retry defaults).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +74,31 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class LiteLLMProxy:
-    """``litellm --config ...`` on 127.0.0.1 with one model, ``vision-test``, served by ``upstream``."""
+def deployment(upstream: FakeModel, model_name: str = MODEL_NAME, **params: Any) -> dict[str, Any]:
+    """One ``model_list`` entry: ``model_name`` served by ``upstream`` (``params``: rpm, tpm, ...)."""
+    return {
+        "model_name": model_name,
+        "litellm_params": {
+            "model": f"openai/{MODEL_NAME}",
+            "api_base": upstream.base_url,
+            "api_key": upstream.api_key,
+            **params,
+        },
+    }
 
-    def __init__(self, upstream: FakeModel, *, venv: Path, workdir: Path, master_key: str | None = None,
-                 host: str = "127.0.0.1", port: int | None = None) -> None:
-        self.upstream = upstream
+
+class LiteLLMProxy:
+    """``litellm --config ...`` on 127.0.0.1 with one model, ``vision-test``, served by ``upstream``
+    (or by each of several upstreams, one router deployment each)."""
+
+    def __init__(self, upstream: FakeModel | Sequence[FakeModel], *, venv: Path, workdir: Path,
+                 master_key: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+                 extra_deployments: Sequence[dict[str, Any]] = (), router_settings: dict[str, Any] | None = None,
+                 ) -> None:
+        self.upstreams = [upstream] if isinstance(upstream, FakeModel) else list(upstream)
+        self.upstream = self.upstreams[0]
+        self.extra_deployments = list(extra_deployments)
+        self.router_settings = dict(router_settings or {})
         self.venv = venv
         self.workdir = workdir
         self.master_key = master_key or "sk-litellm-master-" + secrets.token_hex(8)
@@ -97,19 +121,10 @@ class LiteLLMProxy:
 
     def config(self) -> dict[str, Any]:
         return {
-            "model_list": [
-                {
-                    "model_name": MODEL_NAME,
-                    "litellm_params": {
-                        "model": f"openai/{MODEL_NAME}",
-                        "api_base": self.upstream.base_url,
-                        "api_key": self.upstream.api_key,
-                    },
-                }
-            ],
-            # No retries, fallbacks or cool-downs in LiteLLM: upstream failures reach the plugin.
+            "model_list": [deployment(u) for u in self.upstreams] + self.extra_deployments,
+            # By default no retries, fallbacks or cool-downs in LiteLLM: upstream failures reach the plugin.
             "litellm_settings": {"num_retries": 0, "request_timeout": 120, "telemetry": False},
-            "router_settings": {"num_retries": 0, "disable_cooldowns": True},
+            "router_settings": {"num_retries": 0, "disable_cooldowns": True, **self.router_settings},
             # No database_url: LiteLLM then accepts the master key and nothing else.
             "general_settings": {"master_key": self.master_key},
         }
@@ -165,6 +180,12 @@ class LiteLLMProxy:
             time.sleep(0.25)
         raise RuntimeError(f"LiteLLM not alive at {url} after {START_TIMEOUT:g} s ({last}):\n{self.log_tail()}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the proxy process has used so far, from ``/proc``."""
+        assert self._process is not None
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -213,6 +234,18 @@ def reset_upstream(model: FakeModel) -> None:
     model.empty_colour = None
 
 
+def venv_or_skip() -> Path:
+    """The LiteLLM venv, for a fixture. Without a way to install it (no network) the test skips,
+    except in CI (``CI`` set), where a skipped gateway suite would hide a broken install: it fails."""
+    try:
+        return ensure_venv()
+    except LiteLLMUnavailable as exc:
+        reason = f"LiteLLM proxy unavailable: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -225,18 +258,8 @@ def litellm_upstream() -> Iterator[FakeModel]:
 
 @pytest.fixture(scope="session")
 def litellm_proxy(litellm_upstream: FakeModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteLLMProxy]:
-    """The real LiteLLM proxy, installed if needed and started once per session.
-
-    Without a way to install it (no network) the tests skip, except in CI (``CI`` set), where
-    a skipped gateway suite would hide a broken install, so they fail."""
-    try:
-        venv = ensure_venv()
-    except LiteLLMUnavailable as exc:
-        reason = f"LiteLLM proxy unavailable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    with LiteLLMProxy(litellm_upstream, venv=venv, workdir=tmp_path_factory.mktemp("litellm")) as proxy:
+    """The real LiteLLM proxy, installed if needed and started once per session."""
+    with LiteLLMProxy(litellm_upstream, venv=venv_or_skip(), workdir=tmp_path_factory.mktemp("litellm")) as proxy:
         yield proxy
 
 

@@ -318,6 +318,10 @@ def test_busy_gateway_is_retried_honouring_retry_after(stash, model, red_video):
 
     assert stash.tags_of_scene(scene) == {"Red", "AI_Tagged"}, run.stderr
     assert run.output["errored"] == 0
+    retries = [line for line in run.log_lines("w") if "retry" in line]
+    assert [line.split(";")[0] for line in retries] == ["gateway: HTTP 429", "gateway: HTTP 500", "gateway: HTTP 503"]
+    assert retries[0] == "gateway: HTTP 429; retry 1 of 4 in 0.05 s as it asked"  # the server's Retry-After
+    assert retries[2].startswith("gateway: HTTP 503; retry 3 of 4 in")
 
 
 def test_malformed_answer_is_retried_once_then_marks_only_that_item(stash, model, tmp_path):

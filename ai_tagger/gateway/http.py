@@ -78,6 +78,7 @@ class RetryingSession:
             backoff=self.backoff,
             raise_on_status=False,
             sleep=lambda seconds: self._sleep(seconds),
+            label="gateway",
         )
 
     def _session(self, retries: int) -> requests.Session:

@@ -863,6 +863,9 @@ def _make_handler(stash: FakeStash) -> type[BaseHTTPRequestHandler]:
         """Routes /graphql and the media URLs; every request must carry the session or ApiKey."""
 
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY the body waits for the client's
+        # delayed ACK, ~40 ms a call that Stash's own server does not cost.
+        disable_nagle_algorithm = True
         server_version = "FakeStash"
         timeout = 120  # idle keep-alive connections end by themselves
 
