@@ -45,7 +45,8 @@ class Applier:
         self.marker_tags = marker_tags
         self.markers = MarkerWriter(
             client=client,
-            cache=cache,
+            # Without the cache (disableCache) markers are still written, from a ledger in memory.
+            cache=cache if cache is not None else Cache(None),
             log=log,
             tag_name=lambda tag_id: self.book.vocabulary.tags[tag_id].name,
             with_end=marker_end,

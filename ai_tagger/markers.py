@@ -6,7 +6,9 @@ between leaves planned rows that the next writing run (or ``reapply``) finishes.
 only created for a tag the scene has in Stash, never where the scene already has a marker with
 the same primary tag overlapping it (anyone's), and never where the user deleted one of ours:
 a created marker missing from Stash becomes ``rejected`` and its moment is not marked again.
-Only markers the plugin created (rows in the ``markers`` table) are ever removed.
+Only markers the plugin created (rows in the ``markers`` table) are ever removed. With
+``disableCache`` the ledger is an in-memory one for the run: markers are written the same way,
+but a kill is not recovered and ``reapply`` (which needs the cache) does not apply.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class MarkerWriter:
     """Plans, creates and removes the plugin's scene markers; shared by all workers of a run."""
 
     def __init__(
-        self, *, client: StashClient, cache: Cache | None, log: Log, tag_name: TagName, with_end: bool = True,
+        self, *, client: StashClient, cache: Cache, log: Log, tag_name: TagName, with_end: bool = True,
         run_id: str | None = None,
     ) -> None:  # fmt: skip
         self.client = client
@@ -59,8 +61,6 @@ class MarkerWriter:
 
     def reserve(self, scene_id: str, spans: Sequence[tuple[str, Span]]) -> None:
         """Record ``(tag id, span)`` pairs as planned, replacing what an unfinished run planned here."""
-        if self.cache is None:
-            return
         for row in self.cache.markers(scene_id):
             if row.state == "planned":
                 self.cache.drop_marker(row.row)
@@ -70,8 +70,6 @@ class MarkerWriter:
 
     def finish(self, scene_id: str) -> int:
         """Create the scene's planned markers that are still wanted; return how many were created."""
-        if self.cache is None:
-            return 0
         rows = self.cache.markers(scene_id)
         planned = [row for row in rows if row.state == "planned"]
         if not planned:
@@ -101,8 +99,6 @@ class MarkerWriter:
 
     def remove_stale(self, scene_id: str, applied_ids: Sequence[str]) -> int:
         """Delete the plugin's markers whose tag the scene no longer gets; return how many."""
-        if self.cache is None:
-            return 0
         stale = [r for r in self.cache.markers(scene_id) if r.state == "created" and r.tag_id not in applied_ids]
         if not stale:
             return 0
@@ -116,8 +112,6 @@ class MarkerWriter:
 
     def finish_pending(self) -> int:
         """Finish every scene a killed run left with planned markers; return how many were created."""
-        if self.cache is None:
-            return 0
         created = sum(self.finish(scene_id) for scene_id in self.cache.planned_scenes())
         if created:
             self.log.info(f"created {created} scene marker(s) an interrupted run had planned")
@@ -125,7 +119,6 @@ class MarkerWriter:
 
     def _reconcile(self, rows: Sequence[MarkerRow], marks: SceneMarks) -> list[MarkerRow]:
         """Created markers the user deleted become ``rejected``; return every rejected row."""
-        assert self.cache is not None
         present = {m.id for m in marks.markers}
         rejected = [row for row in rows if row.state == "rejected"]
         for row in rows:

@@ -237,3 +237,13 @@ def test_marker_tags_names_which_applied_tags_get_markers(stash, model, halves):
 
     assert {"Red", "Water"} <= stash.tags_of_scene(scene)
     assert [m["tag"] for m in stash.markers_of_scene(scene)] == ["Water"]
+
+
+def test_markers_are_written_without_the_cache_too(stash, model, halves):
+    configure(stash, model, **DENSE, disableCache=True)
+    scene = stash.add_scene(halves)
+
+    run = run_plugin(stash, {"mode": "tag_scenes"})
+
+    assert run.error is None, run.stderr
+    assert_two_markers(spans(stash, scene))
