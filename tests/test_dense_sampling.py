@@ -10,6 +10,7 @@ from ai_tagger.decide.rules import parse_rules
 from ai_tagger.errors import MediaError, RulesError
 from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.gateway.split import chunks, merge
+from ai_tagger.media import mp4
 from ai_tagger.media.frames import dense_plan, extract_dense, keyframe_spacing, split_jpegs
 from tests import media
 
@@ -89,3 +90,16 @@ def test_marker_tags_and_the_rules_markers_section_choose_and_tune_tags():
 def test_a_bad_markers_entry_names_its_line():
     with pytest.raises(RulesError, match=r"line 3: markers.Kissing.gap: unknown key"):
         parse_rules("markers:\n  Dog: on\n  Kissing: {gap: 3}\n")
+
+
+@pytest.mark.parametrize("seconds", [1, 2])
+def test_an_mp4s_keyframe_spacing_is_read_from_its_sample_tables_as_ffprobe_reads_it(tmp_path, seconds):
+    video = media.make_video(tmp_path / "v.mp4", ["red", "blue"], seconds_per_colour=4, fps=10 // seconds)
+    assert mp4.keyframe_spacing(str(video)) == pytest.approx(keyframe_spacing(str(video), ffprobe="ffprobe"))
+
+
+def test_a_file_that_is_not_an_mp4_leaves_the_spacing_to_ffprobe(tmp_path):
+    video = media.make_video(tmp_path / "v.mkv", ["red"], seconds_per_colour=3)
+    assert mp4.keyframe_spacing(str(video)) is None
+    assert mp4.keyframe_spacing(str(media.make_corrupt(tmp_path / "bad.mp4"))) is None
+    assert keyframe_spacing(str(video), ffprobe="ffprobe") == pytest.approx(1)
