@@ -17,9 +17,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
 
@@ -47,6 +48,73 @@ CREATE TABLE IF NOT EXISTS items (
     updated REAL NOT NULL,
     PRIMARY KEY (kind, id)
 );
+""",
+    # The provenance journal (ai_tagger.journal): every run, every tag written, the tags created,
+    # the user's rejections. A write is journaled before the mutation and ``done`` after it;
+    # ``undone``/``dropped``/``rejected`` mark a write no longer in force.
+    """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    mode TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    items INTEGER NOT NULL DEFAULT 0,
+    tags INTEGER NOT NULL DEFAULT 0,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0,
+    undone REAL
+);
+CREATE TABLE IF NOT EXISTS writes (
+    run_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    tag_id TEXT NOT NULL,
+    had INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    confidence REAL,
+    score REAL,
+    frames TEXT,
+    rule TEXT,
+    provider TEXT,
+    model TEXT,
+    done REAL,
+    undone REAL,
+    dropped REAL,
+    rejected REAL,
+    PRIMARY KEY (run_id, kind, item_id, tag_id)
+);
+CREATE INDEX IF NOT EXISTS writes_by_item ON writes (kind, item_id);
+CREATE TABLE IF NOT EXISTS created_tags (
+    run_id TEXT NOT NULL,
+    tag_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    deleted REAL,
+    PRIMARY KEY (run_id, tag_id)
+);
+CREATE TABLE IF NOT EXISTS rejections (
+    kind TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    tag_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    score REAL,
+    time REAL NOT NULL,
+    PRIMARY KEY (kind, item_id, tag_id)
+);
+-- What runs before the journal applied (``items``) becomes one undoable run. Those runs tagged
+-- only untagged items, so the item had none of these tags; status tags are named, their ids
+-- are looked up in Stash when undone.
+INSERT OR IGNORE INTO runs (id, mode, started, ended)
+    SELECT 'before-journal', 'tag_untagged', first, last
+    FROM (SELECT min(updated) AS first, max(updated) AS last, count(*) AS n FROM items) WHERE n > 0;
+INSERT OR IGNORE INTO writes (run_id, time, kind, item_id, tag_id, had, status, done)
+    SELECT 'before-journal', i.updated, i.kind, i.id, CAST(j.value AS TEXT), 0, 0, i.updated
+    FROM items AS i, json_each(i.applied) AS j;
+INSERT OR IGNORE INTO writes (run_id, time, kind, item_id, tag_id, had, status, done)
+    SELECT 'before-journal', updated, kind, id, 'status:AI_Tagged', 0, 1, updated FROM items WHERE status = 'tagged';
+INSERT OR IGNORE INTO writes (run_id, time, kind, item_id, tag_id, had, status, done)
+    SELECT 'before-journal', updated, kind, id, 'status:AI_Review', 0, 1, updated FROM items WHERE review != '[]';
 """,
     # Scene markers (issue 11): each frame's time for an answer, and every marker the plugin
     # planned or wrote, so a kill between the tag write and the marker writes is finished later.
@@ -76,11 +144,16 @@ class NewerCache(sqlite3.DatabaseError):
     """The file was written by a newer AI Tagger whose schema this one does not know."""
 
 
-def migrate(db: sqlite3.Connection) -> int:
-    """Bring the file to :data:`SCHEMA_VERSION`, one committed step per migration; return the version found."""
+def _refuse_newer(db: sqlite3.Connection) -> int:
     found = int(db.execute("PRAGMA user_version").fetchone()[0])
     if found > SCHEMA_VERSION:
         raise NewerCache(f"schema version {found} is newer than this plugin's {SCHEMA_VERSION}")
+    return found
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the file to :data:`SCHEMA_VERSION`, one committed step per migration; return the version found."""
+    found = _refuse_newer(db)
     for number in range(found, SCHEMA_VERSION):
         db.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
     return found
@@ -132,17 +205,30 @@ class Cache:
             return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            _refuse_newer(db)  # before any pragma writes to a file this plugin cannot read
+        except NewerCache as exc:
+            db.close()
+            raise NewerCache(
+                f"{self.path} was written by a newer AI Tagger ({exc}): update the plugin; "
+                "the file and its undo history were left untouched"
+            ) from None
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
     def _open(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = None
         try:
             db = self._connect()
             migrate(db)
             db.execute("SELECT count(*) FROM answers").fetchone()
             return db
+        except NewerCache:
+            raise
         except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
             if self.path is None:
                 raise
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
@@ -150,7 +236,10 @@ class Cache:
                 part = Path(f"{self.path}{suffix}")
                 if part.exists():
                     part.rename(Path(f"{aside}{suffix}"))
-            self.reset_reason = f"cache file was unreadable ({exc}); moved to {aside.name} and rebuilt"
+            self.reset_reason = (
+                f"cache file was unreadable ({exc}); moved to {aside.name} and rebuilt: "
+                "the undo history it held was lost (undo_last and remove_ai cannot reach earlier runs)"
+            )
             db = self._connect()
             migrate(db)
             return db
@@ -296,6 +385,23 @@ class Cache:
             for row in rows:
                 yield JournalEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
             last = (rows[-1][0], rows[-1][1])
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one statement, for modules that keep their own tables in this file (the journal)."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def transaction(self, statements: Sequence[tuple[str, Sequence[object]]]) -> None:
+        """Several writes committed together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    self._db.execute(sql, params)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

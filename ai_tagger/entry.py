@@ -55,6 +55,9 @@ def _parser() -> _Parser:
     parser.add_argument("--api-key", help="Stash API key (Settings > Security); or set STASH_API_KEY")
     parser.add_argument("--mode", choices=MODES, default="tag_untagged")
     parser.add_argument("--limit", help="process at most this many items (0 to 1000000000)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="undo_last / remove_ai: list what would be removed, change nothing"
+    )
     parser.add_argument("--data-dir", help="folder for the result cache and run lock (default: ~/.cache/ai_tagger)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a plugin setting for this run"
@@ -136,6 +139,8 @@ def _cli_input(args: argparse.Namespace, log: Log) -> tuple[dict[str, Any], dict
     task_args: dict[str, Any] = {"mode": args.mode}
     if args.limit is not None:
         task_args["limit"] = args.limit
+    if args.dry_run:
+        task_args["dryRun"] = True
     if args.data_dir:
         task_args["dataDir"] = args.data_dir
     return {"server_connection": connection, "args": task_args}, setting_overrides(args.set)
@@ -260,5 +265,10 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def cli() -> int:
-    """Console-script entry (``ai-tagger``): the same run as ``python -m ai_tagger``."""
+    """Console-script entry (``ai-tagger``): the same run as ``python -m ai_tagger``, or with
+    ``serve`` first, the local-model sidecar (``python -m ai_tagger.serve``)."""
+    if sys.argv[1:2] == ["serve"]:
+        from ai_tagger.serve import main as serve
+
+        return serve(sys.argv[2:])
     return main(sys.stdin, sys.stdout, sys.stderr, sys.argv[1:])

@@ -1,7 +1,8 @@
 """What each task mode does, as data: the pipeline, the task and the report read this table.
 
 A mode reads items from a source (Stash's untagged items, or the journal of items processed
-before), may call the provider, may write to Stash, and says what its report adds. A new mode
+before), may call the provider, may write to Stash, and says what its report adds. Undo and
+report modes read the provenance journal instead of tagging. A new mode
 (markers, undo, review) is a new row, not a new branch in the code.
 
 Standard library only: ``entry`` imports this for the command line's ``--mode`` choices, and
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 Source = Literal["untagged", "journal"]
+Task = Literal["tag", "undo", "report"]
 
 
 class Mode(NamedTuple):
@@ -28,19 +30,30 @@ class Mode(NamedTuple):
     """Looks at ``previewItems`` items only, unless the task gives a limit."""
     estimates: bool = False
     """The report projects what tagging every untagged item would cost."""
+    task: Task = "tag"
+    """``tag``: the tagging pipeline; ``undo``: take back what runs added; ``report``: read the journal."""
+    journaled: bool = False
+    """A tagging run recorded in the provenance journal, so ``undo_last`` can take it back."""
+    undo_all: bool = False
+    """An undo of every run (``remove_ai``) rather than of the most recent one."""
 
 
 BOTH = ("scene", "image")
 TABLE: dict[str, Mode] = {
     mode.name: mode
     for mode in (
-        Mode("tag_untagged", BOTH, "untagged", calls_provider=True, writes=True),
-        Mode("tag_scenes", ("scene",), "untagged", calls_provider=True, writes=True),
-        Mode("tag_images", ("image",), "untagged", calls_provider=True, writes=True),
+        Mode("tag_untagged", BOTH, "untagged", calls_provider=True, writes=True, journaled=True),
+        Mode("tag_scenes", ("scene",), "untagged", calls_provider=True, writes=True, journaled=True),
+        Mode("tag_images", ("image",), "untagged", calls_provider=True, writes=True, journaled=True),
         Mode("preview", BOTH, "untagged", calls_provider=True, writes=False, samples=True, estimates=True),
-        Mode("reapply", BOTH, "journal", calls_provider=False, writes=True),
+        Mode("reapply", BOTH, "journal", calls_provider=False, writes=True, journaled=True),
+        Mode("undo_last", BOTH, "journal", calls_provider=False, writes=True, task="undo"),
+        Mode("remove_ai", BOTH, "journal", calls_provider=False, writes=True, task="undo", undo_all=True),
+        Mode("report", BOTH, "journal", calls_provider=False, writes=False, task="report"),
     )
 }
+UNDOABLE = tuple(mode.name for mode in TABLE.values() if mode.journaled)
+"""The tagging modes whose runs undo takes back."""
 SETUP_MODES = ("install_deps",)
 """Modes the entry point handles before any task runs (no Stash items, no settings)."""
 MODES = (*TABLE, *SETUP_MODES)

@@ -26,6 +26,7 @@ from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import RunError, SettingsError, StashError
 from ai_tagger.gateway.base import Provider
+from ai_tagger.journal import Journal
 from ai_tagger.log import Log
 from ai_tagger.modes import TABLE, Mode
 from ai_tagger.report import ItemResult, RunSummary
@@ -45,10 +46,10 @@ class Work:
     process: Callable[[Any], ItemResult]
 
 
-def work_for(mode: Mode, *, client: StashClient, tagger: Tagger, cache: Cache | None) -> Work:
+def work_for(mode: Mode, *, client: StashClient, tagger: Tagger, cache: Cache | None, settings: Settings) -> Work:
     """The items the mode reads, from Stash's untagged items or from the journal."""
     if mode.source == "journal":
-        if cache is None:
+        if cache is None or settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
         return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
     available = sum(client.count_untagged(kind) for kind in mode.kinds)
@@ -86,16 +87,19 @@ def run(
     rules: Rules,
     cache: Cache | None,
     limit: int | None = None,
+    journal: Journal | None = None,
     marker_end: bool = True,
 ) -> RunSummary:
     """Tag, preview or re-apply the items of ``mode``; a run that ended early says why in ``stopped``.
 
+    A writing run is recorded in ``journal`` (its provenance), so ``undo_last`` can take it back.
     Raises :class:`~ai_tagger.errors.RunError` when the run cannot start (nothing done yet).
     """
     table = TABLE[mode]
     if provider is not None:
         provider.preflight()
     vocabulary = Vocabulary(client.all_tags())
+    run_id = journal.begin(mode) if journal is not None and table.journaled else None
     tagger = Tagger(
         client=client,
         settings=settings,
@@ -106,14 +110,53 @@ def run(
         vocabulary=vocabulary,
         rules=rules,
         cache=cache,
+        journal=journal,
+        run_id=run_id,
         marker_end=marker_end,
+        learned=_learned(journal, settings, vocabulary, log),
     )
+    summary = RunSummary(mode=mode, run_id=run_id)
+    try:
+        _tag(table, tagger, summary, client=client, settings=settings, log=log, cache=cache, limit=limit)
+    finally:
+        if journal is not None and run_id is not None:
+            journal.end(run_id, tokens=summary.usage.total_tokens, errors=summary.errored)
+    return summary
+
+
+def _learned(journal: Journal | None, settings: Settings, vocabulary: Vocabulary, log: Log) -> dict[str, float]:
+    """Thresholds raised by the user's rejections (``learnThresholds``), said in the log."""
+    if journal is None or not settings.learn_thresholds:
+        return {}
+    learned = {}
+    for entry in journal.learned():
+        if entry.threshold > settings.threshold:
+            learned[entry.tag_id] = entry.threshold
+            tag = vocabulary.tags.get(entry.tag_id)
+            name = tag.name if tag else entry.tag_id
+            log.info(f"learnThresholds: {name} now needs {entry.threshold * 100:g}%: {entry.why}")
+    return learned
+
+
+def _tag(
+    table: Mode,
+    tagger: Tagger,
+    summary: RunSummary,
+    *,
+    client: StashClient,
+    settings: Settings,
+    log: Log,
+    cache: Cache | None,
+    limit: int | None,
+) -> None:
+    """The run itself, adding to ``summary`` as items finish."""
+    mode = table.name
     if table.writes:
         tagger.applier.markers.finish_pending()
     say = log.warning if tagger.parent_missing else log.info
-    say(f"loaded {len(vocabulary)} tags; {tagger.describe_vocabulary()}")
-    work = work_for(table, client=client, tagger=tagger, cache=cache)
-    summary = RunSummary(mode=mode, total=work.available, untagged=work.available)
+    say(f"loaded {len(tagger.book.vocabulary)} tags; {tagger.describe_vocabulary()}")
+    work = work_for(table, client=client, tagger=tagger, cache=cache, settings=settings)
+    summary.total = summary.untagged = work.available
     if limit is None and table.samples and settings.preview_items:
         limit = settings.preview_items
     if limit is not None:
@@ -123,7 +166,7 @@ def run(
     drive(work, summary, settings=settings, log=log)
     summary.created_tags = list(tagger.book.created)
     if summary.stopped:
-        return summary
+        return
     log.progress(1.0)
     tagged, applied = ("tagged", "applied") if table.writes else ("would tag", "would be applied")
     log.info(
@@ -131,7 +174,6 @@ def run(
         f"{summary.errored} errored, {summary.tags_applied} tag(s) {applied}, {summary.gateway_calls} model "
         f"call(s), {summary.cache_hits} cached, {summary.usage.total_tokens} tokens"
     )
-    return summary
 
 
 def drive(work: Work, summary: RunSummary, *, settings: Settings, log: Log) -> None:

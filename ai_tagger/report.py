@@ -60,6 +60,8 @@ class RunSummary:
     usage: Usage = field(default_factory=Usage)
     created_tags: list[str] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
+    run_id: str | None = None
+    """The run's id in the provenance journal (a writing run), which undo names."""
     stopped: str | None = None
     """Why the run ended before its last item; ``failed`` tells a failure from a clean stop."""
     failed: bool = False
@@ -105,6 +107,8 @@ class RunSummary:
             "created_tags": self.created_tags,
             "items": self.items,
         }
+        if self.run_id:
+            output["run"] = self.run_id
         if TABLE[self.mode].estimates:
             output["estimate"] = self.estimate()
         if self.stopped:

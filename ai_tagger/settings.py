@@ -235,6 +235,12 @@ class Settings(BaseModel):
         title="Parent of created tags",
         description="New tags the plugin creates are put under this parent tag. Default AI.",
     )
+    learn_thresholds: bool = Field(
+        False,
+        title="Learn thresholds from rejections",
+        description="Raise the threshold of a tag you often remove (30% or more of at least 10 applications) to "
+        "the lowest score that would have kept 90% of those out (at most 99%). The report task lists them.",
+    )
 
     @field_validator(
         "gateway_url",

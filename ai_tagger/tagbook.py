@@ -7,6 +7,7 @@ created between our load and our create (another run, the user) is found again, 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from ai_tagger.decide.decision import Verdict
 from ai_tagger.decide.vocabulary import Vocabulary
@@ -15,8 +16,17 @@ from ai_tagger.stash.models import Tag
 
 
 class TagBook:
-    def __init__(self, client: StashClient, vocabulary: Vocabulary, *, parent_name: str) -> None:
+    def __init__(
+        self,
+        client: StashClient,
+        vocabulary: Vocabulary,
+        *,
+        parent_name: str,
+        on_create: Callable[[Tag], None] | None = None,
+    ) -> None:
+        """``on_create`` hears of each tag as soon as it exists (the journal, so undo can delete it)."""
         self._client = client
+        self._on_create = on_create
         self.vocabulary = vocabulary
         self._parent_name = parent_name
         self._lock = threading.Lock()
@@ -36,6 +46,8 @@ class TagBook:
             tag = found
         else:
             self.created.append(tag.name)
+            if self._on_create is not None:
+                self._on_create(tag)
         self.vocabulary.add(tag)
         return tag
 

@@ -6,6 +6,8 @@ separate objects, so a mode that needs only one of them (re-apply: no provider) 
 
 from __future__ import annotations
 
+import functools
+
 from ai_tagger.answers import Answers
 from ai_tagger.apply import Applier
 from ai_tagger.cache import Cache, JournalEntry
@@ -14,11 +16,12 @@ from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import ItemError
 from ai_tagger.gateway.base import Provider
+from ai_tagger.journal import Journal
 from ai_tagger.log import Log
 from ai_tagger.report import ItemResult
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
-from ai_tagger.stash.models import Item
+from ai_tagger.stash.models import Item, Tag
 from ai_tagger.tagbook import TagBook
 
 
@@ -38,8 +41,15 @@ class Tagger:
         rules: Rules,
         cache: Cache | None,
         marker_end: bool = True,
+        journal: Journal | None = None,
+        run_id: str | None = None,
+        learned: dict[str, float] | None = None,
     ) -> None:
-        self.book = TagBook(client, vocabulary, parent_name=settings.created_tag_parent)
+        """``journal`` and ``run_id`` record a writing run's provenance; ``learned``: raised thresholds."""
+        on_create = None
+        if journal is not None and run_id is not None:
+            on_create = functools.partial(_record_created, journal, run_id)
+        self.book = TagBook(client, vocabulary, parent_name=settings.created_tag_parent, on_create=on_create)
         self.answers = Answers(
             client=client,
             settings=settings,
@@ -47,18 +57,21 @@ class Tagger:
             log=log,
             ffmpeg=ffmpeg,
             vocabulary=vocabulary,
-            cache=cache,
+            cache=None if settings.disable_cache else cache,
         )
         self.applier = Applier(
             client=client,
             book=self.book,
-            policy=Policy.from_settings(settings, rules),
+            policy=Policy.from_settings(settings, rules, learned),
             log=log,
             cache=cache,
             dry_run=dry_run,
             marker_tags=settings.marker_tags,
             marker_end=marker_end,
+            journal=journal,
+            run_id=run_id,
         )
+
 
     @property
     def parent_missing(self) -> bool:
@@ -72,8 +85,8 @@ class Tagger:
         try:
             answer = self.answers.answer(item)
         except ItemError as exc:
-            return self.applier.failed(item.kind, item.id, item.label, exc)
-        return self.applier.apply(item.kind, item.id, item.label, answer)
+            return self.applier.failed(item.kind, item.id, item.label, exc, set(item.tag_ids))
+        return self.applier.apply(item.kind, item.id, item.label, answer, set(item.tag_ids))
 
     def reapply(self, entry: JournalEntry) -> ItemResult:
         """Re-decide a processed item from its cached answer with today's settings; no gateway call."""
@@ -81,3 +94,7 @@ class Tagger:
         if answer is None:
             return ItemResult(entry.kind, entry.id, "skipped", error="no cached answer")
         return self.applier.reapply(entry, answer)
+
+
+def _record_created(journal: Journal, run_id: str, tag: Tag) -> None:
+    journal.created_tag(run_id, tag.id, tag.name)

@@ -1,4 +1,4 @@
-"""A task run (tag, preview, re-apply): settings, rules and cache set up, then the pipeline.
+"""A task run (tag, preview, re-apply, undo, report): settings, rules and cache set up, then the mode's task.
 
 Everything that can be wrong with the set-up (a bad argument, Stash unreachable, a bad setting,
 a malformed rules file, the gateway refusing us, another run on the same library) is a
@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ai_tagger.cache import Cache
+from ai_tagger.cache import Cache, NewerCache
 from ai_tagger.decide.rules import Rules, load_rules
 from ai_tagger.errors import InputError, RunError
 from ai_tagger.gateway.base import create_provider
+from ai_tagger.journal import Journal
 from ai_tagger.log import Log
 from ai_tagger.modes import DEFAULT, MODES, TABLE
 from ai_tagger.pipeline import run
@@ -28,11 +29,13 @@ from ai_tagger.settings import Settings, data_dir, plain_message, rules_path
 from ai_tagger.stash import versions
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import PluginInput
+from ai_tagger.stats import report
+from ai_tagger.undo import Undo
 
 Result = tuple[Any, str | None]
 MAX_LIMIT = 10**9
 
-__all__ = ["InputError", "parse_limit", "read_input", "run_task"]
+__all__ = ["InputError", "parse_dry_run", "parse_limit", "read_input", "run_task"]
 
 
 def read_input(raw_input: dict[str, Any]) -> PluginInput:
@@ -61,6 +64,18 @@ def parse_limit(value: Any) -> int | None:
         shown = json.dumps(value if isinstance(value, (int, float)) else str(value)[:40])
         raise InputError(f"limit must be a whole number from 0 to {MAX_LIMIT} (got {shown})")
     return number
+
+
+def parse_dry_run(value: Any) -> bool:
+    """``dryRun`` from a task argument: a boolean, or its text as Stash may send it."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().casefold()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("", "false", "0", "no", "off"):
+        return False
+    raise InputError(f"dryRun must be true or false (got {json.dumps(str(value)[:40])})")
 
 
 def data_folder(args: dict[str, Any], stash_dir: str | None) -> Path:
@@ -96,6 +111,7 @@ def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> 
         if not isinstance(mode, str) or mode not in TABLE:
             raise InputError(f"unknown mode {str(mode)[:40]!r}: use one of {', '.join(MODES)}")
         limit = parse_limit(args.get("limit"))
+        dry_run = parse_dry_run(args.get("dryRun"))
         folder = data_folder(args, plugin_input.server_connection.dir)
         lock = RunLock(folder, mode)
         try:
@@ -106,13 +122,19 @@ def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> 
         log.error(str(exc))
         return None, str(exc)
     try:
-        return _run_locked(plugin_input, mode, limit, folder, overrides, log)
+        return _run_locked(plugin_input, mode, limit, dry_run, folder, overrides, log)
     finally:
         lock.release()
 
 
 def _run_locked(
-    plugin_input: PluginInput, mode: str, limit: int | None, folder: Path, overrides: dict[str, Any], log: Log
+    plugin_input: PluginInput,
+    mode: str,
+    limit: int | None,
+    dry_run: bool,
+    folder: Path,
+    overrides: dict[str, Any],
+    log: Log,
 ) -> Result:
     connection = plugin_input.server_connection
     client = StashClient(connection)
@@ -131,10 +153,18 @@ def _run_locked(
             log.add_secret(settings.api_key.get_secret_value())
         rules = load_rules(rules_path(settings.rules_file, connection.plugin_dir)) if settings.rules_file else Rules()
         provider = create_provider(settings) if TABLE[mode].calls_provider else None
-        if not settings.disable_cache:
-            cache = Cache(folder / "cache.sqlite3")
-            if cache.reset_reason:
-                log.warning(cache.reset_reason)
+        # Opened even with disableCache (which only stops reusing answers): the provenance journal
+        # lives in this file, and without it nothing a run adds could be undone.
+        cache = Cache(folder / "cache.sqlite3")
+        if cache.reset_reason:
+            log.warning(cache.reset_reason)
+        journal = Journal(cache, provider=settings.provider, model=settings.model)
+        table = TABLE[mode]
+        if table.task == "undo":
+            undone = Undo(table, client=client, journal=journal, log=log, dry_run=dry_run).run()
+            return _with_reset(undone.as_output(), cache), None
+        if table.task == "report":
+            return _with_reset(report(client=client, journal=journal, settings=settings, log=log), cache), None
         summary = run(
             mode=mode,
             client=client,
@@ -146,8 +176,12 @@ def _run_locked(
             cache=cache,
             limit=limit,
             marker_end=versions.supports(stash_version, versions.MARKER_END),
+            journal=journal,
         )
     except RunError as exc:
+        log.error(str(exc))
+        return None, str(exc)
+    except NewerCache as exc:
         log.error(str(exc))
         return None, str(exc)
     except sqlite3.Error as exc:
@@ -158,6 +192,13 @@ def _run_locked(
         if cache is not None:
             cache.close()
     return _answer(summary, log)
+
+
+def _with_reset(output: dict[str, Any], cache: Cache) -> dict[str, Any]:
+    """An undo or report over a journal that had to be moved aside says so in its output."""
+    if cache.reset_reason:
+        output["journal_lost"] = cache.reset_reason
+    return output
 
 
 def _answer(summary: RunSummary, log: Log) -> Result:

@@ -89,10 +89,12 @@ def _extraction_rate(paths: list[Path], ffmpeg: str) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def _plugin_rate(videos: list[Path], scenes: int) -> dict[str, Any]:
-    """Scenes/s of ``tag_scenes`` with provider local, start-up (measured by an empty run) taken off."""
+def _plugin_rate(videos: list[Path], scenes: int, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Scenes/s of ``tag_scenes`` with provider local (or ``settings``), start-up (measured by an
+    empty run) taken off."""
     with FakeStash() as stash:
-        stash.set_plugin_settings(PLUGIN_ID, {"provider": "local", "framesPerScene": FRAMES, "minConfidence": 50})
+        stash.set_plugin_settings(PLUGIN_ID, {"provider": "local", "framesPerScene": FRAMES, "minConfidence": 50,
+                                              **(settings or {})})  # fmt: skip
         for index, video in enumerate(videos):
             share = scenes // len(videos) + (index < scenes % len(videos))
             stash.seed_scenes(share, video, duration=SECONDS)
@@ -100,7 +102,7 @@ def _plugin_rate(videos: list[Path], scenes: int) -> dict[str, Any]:
         run = run_plugin(stash, {"mode": "tag_scenes"}, timeout=3600)
         wall = time.perf_counter() - started
         if run.error or (run.output or {}).get("tagged") != scenes:
-            raise RuntimeError(f"local run failed: {run.error or run.output}")
+            raise RuntimeError(f"{(settings or {}).get('provider', 'local')} run failed: {run.error or run.output}")
         started = time.perf_counter()
         empty = run_plugin(stash, {"mode": "tag_scenes"})
         startup = time.perf_counter() - started

@@ -3,17 +3,24 @@ run as Stash runs it (a subprocess fed the stdin JSON, from Stash's working dire
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests import runner
 from tests.runner import REPO, PluginRun
 from tests.servers.model_server import FakeModel
 from tests.servers.stash_server import FakeStash
+
+# Hypothesis' per-example deadline and too-slow check are timing assertions: on a shared, loaded
+# machine they fail tests whose properties hold. Speed is measured by benchmarks/, never here.
+settings.register_profile("no-timing", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("no-timing")
 
 PLUGIN_ID = "ai_tagger"
 __all__ = ["PLUGIN_ID", "REPO", "PluginRun", "configure", "gateway_settings", "run_plugin"]
@@ -27,6 +34,19 @@ def run_plugin(
     connection = connection or stash.server_connection()
     cwd = cwd or stash.server_connection()["Dir"]
     return runner.run(connection, args, cwd=cwd, timeout=timeout, python=python, plugin_dir=plugin_dir)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs without a Stash config folder (the CLI) keep their journal, cache and run lock in the
+    user's cache folder: point it at a temporary one, so tests never share or leave state in $HOME."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if saved is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ai_tagger.cache import SCHEMA_VERSION, Cache, JournalEntry
+import pytest
+
+from ai_tagger.cache import SCHEMA_VERSION, Cache, JournalEntry, NewerCache
 from ai_tagger.gateway.base import Candidate, Usage
 
 # The file as AI Tagger wrote it before the schema had a version (user_version 0).
@@ -51,15 +53,28 @@ def test_an_unversioned_file_is_migrated_and_keeps_its_answers_and_journal(tmp_p
     assert journal == [JournalEntry("image", "7", "k1", "tagged", ["3"], [])]
 
 
-def test_a_file_from_a_newer_plugin_is_set_aside_not_misread(tmp_path):
+def test_a_file_from_a_newer_plugin_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "cache.sqlite3"
     with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE future (x)")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+
+    with pytest.raises(NewerCache, match="newer AI Tagger.*update the plugin"):
+        Cache(path)
+
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.sqlite3"]
+
+
+def test_a_corrupt_file_is_moved_aside_and_says_the_undo_history_was_lost(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    path.write_bytes(b"not a database" * 200)
 
     cache = Cache(path)
     cache.close()
 
-    assert cache.reset_reason is not None and "newer" in cache.reset_reason
+    assert cache.reset_reason is not None and "undo history" in cache.reset_reason
     assert version(path) == SCHEMA_VERSION
     assert list(tmp_path.glob("cache.sqlite3.corrupt-*"))
 

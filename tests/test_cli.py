@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 
 from tests import media
 from tests.conftest import REPO
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """The command line with a data folder of its own: never the developer's ~/.cache/ai_tagger, which
-    other checkouts (other branches, other cache schemas) share."""
-    env = {**os.environ, "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="ai-tagger-cli-")}
     return subprocess.run(
-        [sys.executable, "-m", "ai_tagger", *args], capture_output=True, text=True, cwd=REPO, timeout=120, env=env
+        [sys.executable, "-m", "ai_tagger", *args], capture_output=True, text=True, cwd=REPO, timeout=120
     )
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,8 +224,6 @@ def test_hostile_input_gets_one_clean_answer_as_stash_runs_it(ctx, name):
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The command line with a data folder of its own, never the ~/.cache/ai_tagger other checkouts share."""
-    env = {**os.environ, "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="ai-tagger-cli-")} if env is None else env
     return subprocess.run(
         [sys.executable, "-m", "ai_tagger", *args], capture_output=True, text=True, cwd=REPO,
         timeout=SUBPROCESS_TIMEOUT, preexec_fn=_limits, env=env,

@@ -71,9 +71,13 @@ def test_tasks_cover_every_mode_with_string_args():
         "Tag untagged images": {"mode": "tag_images"},
         "Preview tags (dry run)": {"mode": "preview"},
         "Re-apply tags from cache": {"mode": "reapply"},
+        "Undo the last run": {"mode": "undo_last"},
+        "Preview undo of the last run": {"mode": "undo_last", "dryRun": True},
+        "Remove everything AI Tagger added": {"mode": "remove_ai"},
+        "AI Tagger report": {"mode": "report"},
         "Install or update dependencies": {"mode": "install_deps"},
     }
-    assert {args["mode"] for args in tasks.values()} <= set(MODES)
+    assert {args["mode"] for args in tasks.values()} == set(MODES)
 
 
 def test_hooks_fire_on_new_scenes_and_images():

@@ -247,3 +247,20 @@ def test_markers_are_written_without_the_cache_too(stash, model, halves):
 
     assert run.error is None, run.stderr
     assert_two_markers(spans(stash, scene))
+
+
+def test_undo_last_takes_back_the_runs_markers(stash, model, halves, tmp_path):
+    configure(stash, model, **DENSE)
+    scene = stash.add_scene(halves)
+    red = stash.add_tag("Red")
+    mine = stash.add_marker(scene, red, 30.0, 31.0, title="mine")  # after the video's end: overlaps nothing
+    data = {"dataDir": str(tmp_path / "data")}
+    run_plugin(stash, {"mode": "tag_scenes", **data})
+    assert len(stash.markers_of_scene(scene)) == 3
+
+    run = run_plugin(stash, {"mode": "undo_last", **data})
+
+    assert run.error is None, run.stderr
+    assert [m["id"] for m in stash.markers_of_scene(scene)] == [mine]
+    with sqlite3.connect(tmp_path / "data" / "cache.sqlite3") as db:
+        assert {state for (state,) in db.execute("SELECT state FROM markers")} == {"removed"}

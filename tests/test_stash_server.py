@@ -236,7 +236,8 @@ SAMPLE_VARIABLES = {
     "SCENE_MARKER_CREATE": {
         "input": {"scene_id": "1", "primary_tag_id": "1", "title": "seeded", "seconds": 1.0, "end_seconds": 2.0}
     },
-    "SCENE_MARKERS_DESTROY": {"ids": ["1"]},
+    "TAG_DESTROY": {"input": {"id": "1"}},
+    "SCENE_MARKERS_DESTROY": {"ids": []},
 }
 
 

@@ -19,7 +19,7 @@ the rule text that shaped it, so a preview explains itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ai_tagger.decide.normalize import key
@@ -41,6 +41,7 @@ NOT_ALLOWED = "not allowed"
 TOO_FEW_FRAMES = "too few frames"
 PARENT = "parent"
 UNSCORED = "unscored"
+REJECTED = "rejected by user"
 
 APPLIED = frozenset({APPLY, CREATE, PARENT})
 
@@ -57,9 +58,13 @@ class Policy:
     min_frames: int = 1
     rules: Rules = field(default_factory=Rules)
     trust_unscored: bool = False
+    learned: Mapping[str, float] = field(default_factory=dict, hash=False)
+    """Thresholds the user's rejections raised, by tag id (``learnThresholds``); never lowers one."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, rules: Rules | None = None) -> Policy:
+    def from_settings(
+        cls, settings: Settings, rules: Rules | None = None, learned: Mapping[str, float] | None = None
+    ) -> Policy:
         """The policy the user's settings ask for; the plugin's own tag names are reserved."""
         own = (*STATUS_TAGS, settings.created_tag_parent)
         return cls(
@@ -71,6 +76,7 @@ class Policy:
             min_frames=settings.min_frames,
             rules=rules or Rules(),
             trust_unscored=settings.trust_unscored_tags,
+            learned=dict(learned or {}) if settings.learn_thresholds else {},
         )
 
 
@@ -202,12 +208,17 @@ def _gate(label: str, tag: Tag | None, policy: Policy) -> tuple[str | None, str 
 
 
 def _threshold(label: str, tag: Tag | None, policy: Policy) -> tuple[float, str | None]:
-    """The tag's own threshold from the rules (by name or alias), else ``minConfidence``."""
+    """The tag's own threshold from the rules (by name or alias), else ``minConfidence``; raised if learned."""
     found = policy.rules.threshold_for(_names(label, tag))
     if found is None:
-        return policy.threshold, f"minConfidence: {policy.threshold * 100:g}%"
-    name, percent = found
-    return percent / 100, f"threshold {name}: {percent:g}%"
+        value, note = policy.threshold, f"minConfidence: {policy.threshold * 100:g}%"
+    else:
+        name, percent = found
+        value, note = percent / 100, f"threshold {name}: {percent:g}%"
+    learned = policy.learned.get(tag.id) if tag is not None else None
+    if learned is not None and learned > value:
+        return learned, f"learned threshold: {learned * 100:g}% (was {note}; the user rejected this tag often)"
+    return value, note
 
 
 def _too_few_frames(candidate: Candidate, frame_count: int, min_frames: int) -> bool:

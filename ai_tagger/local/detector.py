@@ -125,22 +125,26 @@ class Detector:
     """One onnxruntime session for the whole run; :meth:`detect` may be called from any thread.
 
     Decoding and pre-processing run in the caller's thread; the inference itself runs one batch
-    at a time on all of :func:`cpu_threads`, so concurrent items queue instead of fighting for
-    the cores, and idle inference threads sleep rather than spin while ffmpeg extracts frames.
+    at a time on all of :func:`cpu_threads` (``parallel`` at a time in the sidecar server), so
+    concurrent items queue instead of fighting for the cores, and idle inference threads sleep
+    rather than spin while ffmpeg extracts frames.
     """
 
-    def __init__(self, session: Any, nudenet: Any, numpy: Any, cv2: Any) -> None:
+    def __init__(self, session: Any, nudenet: Any, numpy: Any, cv2: Any, parallel: int = 1) -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
         self._nudenet = nudenet
         self._labels: list[str] = list(getattr(nudenet, "__labels"))
         self._np = numpy
         self._cv2 = cv2
-        self._lock = threading.Lock()
+        self._runs = threading.BoundedSemaphore(parallel)
 
     @classmethod
-    def load(cls, threads: int | None = None) -> Detector:
-        """Import the optional dependencies and load the model; :class:`DetectorUnavailable` if that fails."""
+    def load(cls, threads: int | None = None, parallel: int = 1) -> Detector:
+        """Import the optional dependencies and load the model; :class:`DetectorUnavailable` if that fails.
+
+        ``parallel`` batches may run at once (the sidecar's ``--workers``), each on ``threads``.
+        """
         try:
             import cv2
             import nudenet.nudenet as nudenet
@@ -165,7 +169,7 @@ class Detector:
             session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for a bad file
             raise DetectorUnavailable(f"cannot load the local model {model}: {exc}") from None
-        return cls(session, nudenet, numpy, cv2)
+        return cls(session, nudenet, numpy, cv2, parallel)
 
     def _prepare(self, number: int, picture: bytes) -> tuple[Any, tuple[Any, ...]]:
         array = self._np.frombuffer(picture, self._np.uint8)
@@ -209,7 +213,7 @@ class Detector:
         for start in range(0, len(pictures), BATCH):
             prepared = [self._prepare(start + i + 1, p) for i, p in enumerate(pictures[start : start + BATCH])]
             batch = self._np.vstack([blob for blob, _ in prepared])
-            with self._lock:
+            with self._runs:
                 output = self._session.run(None, {self._input: batch})[0]
             results += [self._postprocess(output[i : i + 1], meta) for i, (_, meta) in enumerate(prepared)]
         return results

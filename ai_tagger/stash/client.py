@@ -205,6 +205,39 @@ class StashClient:
             payload["end_seconds"] = end_seconds
         return str(self.execute(queries.SCENE_MARKER_CREATE, {"input": payload})["sceneMarkerCreate"]["id"])
 
+    def current(self, kind: str, ids: list[str]) -> dict[str, tuple[set[str], set[str]]]:
+        """``id -> (tag ids, marker ids)`` of the items that still exist (a deleted one is absent)."""
+        if not ids:
+            return {}
+        document, field = (queries.SCENE_TAGS, "findScenes") if kind == "scene" else (queries.IMAGE_TAGS, "findImages")
+        data = self.execute(document, {"ids": ids, "filter": {"per_page": -1}})[field]
+        rows = data["scenes" if kind == "scene" else "images"]
+        return {
+            str(row["id"]): (
+                {str(t["id"]) for t in row.get("tags") or []},
+                {str(m["id"]) for m in row.get("scene_markers") or []},
+            )
+            for row in rows
+        }
+
+    def current_tags(self, kind: str, item_id: str) -> set[str] | None:
+        """The item's tag ids now; None if it was deleted in Stash."""
+        found = self.current(kind, [item_id]).get(item_id)
+        return None if found is None else found[0]
+
+    def tag_usage(self, tag_ids: list[str]) -> dict[str, int]:
+        """How many objects use each tag (scenes, images, markers, galleries, ... and child tags).
+
+        A tag that no longer exists (deleted or merged by the user) is absent.
+        """
+        if not tag_ids:
+            return {}
+        data = self.execute(queries.TAG_USAGE, {"ids": tag_ids, "filter": {"per_page": -1}})["findTags"]
+        return {str(t["id"]): sum(int(v) for k, v in t.items() if k != "id") for t in data["tags"]}
+
+    def destroy_tag(self, tag_id: str) -> None:
+        self.execute(queries.TAG_DESTROY, {"input": {"id": tag_id}})
+
     def destroy_markers(self, marker_ids: list[str]) -> None:
         """Delete exactly these markers (only ever ones this plugin created)."""
         if marker_ids:

@@ -103,6 +103,53 @@ FIND_SCENES_PLAIN = _SCENE.replace("FindScenes(", "FindScenesPlain(").replace(" 
 FIND_IMAGES = _IMAGE.replace("FINGERPRINTS", "fingerprints { type value }")
 FIND_IMAGES_PLAIN = _IMAGE.replace("FindImages(", "FindImagesPlain(").replace(" FINGERPRINTS", "")
 
+# What undo and re-apply need to know about items now: their tags (and a scene's markers).
+SCENE_TAGS = """
+query SceneTags($ids: [ID!], $filter: FindFilterType) {
+  findScenes(ids: $ids, filter: $filter) {
+    scenes { id tags { id } scene_markers { id } }
+  }
+}
+"""
+
+IMAGE_TAGS = """
+query ImageTags($ids: [ID!], $filter: FindFilterType) {
+  findImages(ids: $ids, filter: $filter) {
+    images { id tags { id } }
+  }
+}
+"""
+
+TAG_USAGE = """
+query TagUsage($ids: [ID!], $filter: FindFilterType) {
+  findTags(ids: $ids, filter: $filter) {
+    tags {
+      id
+      scene_count
+      image_count
+      scene_marker_count
+      gallery_count
+      performer_count
+      studio_count
+      group_count
+      child_count
+    }
+  }
+}
+"""
+
+TAG_DESTROY = """
+mutation TagDestroy($input: TagDestroyInput!) {
+  tagDestroy(input: $input)
+}
+"""
+
+SCENE_MARKERS_DESTROY = """
+mutation SceneMarkersDestroy($ids: [ID!]!) {
+  sceneMarkersDestroy(ids: $ids)
+}
+"""
+
 BULK_SCENE_UPDATE = """
 mutation BulkSceneUpdate($input: BulkSceneUpdateInput!) {
   bulkSceneUpdate(input: $input) { id }
@@ -132,12 +179,6 @@ SCENE_MARKERS_PLAIN = _SCENE_MARKERS.replace("SceneMarkers(", "SceneMarkersPlain
 SCENE_MARKER_CREATE = """
 mutation SceneMarkerCreate($input: SceneMarkerCreateInput!) {
   sceneMarkerCreate(input: $input) { id }
-}
-"""
-
-SCENE_MARKERS_DESTROY = """
-mutation SceneMarkersDestroy($ids: [ID!]!) {
-  sceneMarkersDestroy(ids: $ids)
 }
 """
 

@@ -456,6 +456,7 @@ class FakeStash:
                 "imageUpdate": lambda _, info, input: self._update("image", input),
                 "sceneMarkerCreate": lambda _, info, input: self._create_marker(input),
                 "sceneMarkersDestroy": lambda _, info, ids: self._destroy_markers(ids),
+                "tagDestroy": lambda _, info, input: self._destroy_tag(input["id"]),
                 "runPluginTask": self._run_plugin_task,
             },
         }
@@ -478,6 +479,9 @@ class FakeStash:
             "aliases": list(tag["aliases"]), "ignore_auto_tag": tag["ignore_auto_tag"],
             "scene_count": lambda info, depth=None: self._count_with_descendants(self._scene_tag_counts, tid, depth),
             "image_count": lambda info, depth=None: self._count_with_descendants(self._image_tag_counts, tid, depth),
+            "scene_marker_count": lambda info, depth=None: sum(
+                tid == m["primary_tag_id"] or tid in m["tag_ids"] for m in self.markers),
+            "gallery_count": 0, "performer_count": 0, "studio_count": 0, "group_count": 0,
             "parents": lambda info: [self._tag_view(self.tags[p]) for p in tag["parent_ids"]],
             "children": lambda info: [self._tag_view(t) for t in children()],
             "parent_count": len(tag["parent_ids"]),
@@ -784,11 +788,6 @@ class FakeStash:
                      for m in self.markers if m["scene_id"] == int(scene_id)]
         return sorted(found, key=lambda m: (m["seconds"], m["tag"]))
 
-    def _destroy_markers(self, ids: Iterable[Any]) -> bool:
-        wanted = {self._int_id(i) for i in ids}
-        self.markers = [m for m in self.markers if m["id"] not in wanted]
-        return True
-
     def _create_marker(self, data: Mapping[str, Any]) -> Record:
         if "end_seconds" in data and _version_tuple(STASH_VERSION) < (0, 28):
             # Stash before 0.28 has no end_seconds in SceneMarkerCreateInput and rejects the request.
@@ -800,6 +799,53 @@ class FakeStash:
                   "tag_ids": sorted(self._check_tag_ids(data.get("tag_ids")))}
         self.markers.append(marker)
         return self._marker_view(marker)
+
+    def _destroy_markers(self, ids: Iterable[Any]) -> bool:
+        wanted = {self._int_id(i) for i in ids}
+        missing = sorted(wanted - {m["id"] for m in self.markers})
+        if missing:
+            raise GraphQLError(f"scene marker with id {missing[0]} not found")
+        self.markers = [m for m in self.markers if m["id"] not in wanted]
+        return True
+
+    def _destroy_tag(self, raw_id: Any) -> bool:
+        """Like Stash: the tag leaves every object and every tag it was a parent of."""
+        tid = self._int_id(raw_id)
+        if tid not in self.tags:
+            raise GraphQLError(f"tag with id {tid} not found")
+        del self.tags[tid]
+        for kind in ("scene", "image"):
+            table, counts, _ = self._table(kind)
+            for rec in table.values():
+                if tid in rec["tags"]:
+                    rec["tags"] = rec["tags"] - {tid}
+            counts.pop(tid, None)
+        for tag in self.tags.values():
+            if tid in tag["parent_ids"]:
+                tag["parent_ids"].remove(tid)
+        self.markers = [m for m in self.markers if m["primary_tag_id"] != tid]
+        for marker in self.markers:
+            marker["tag_ids"] = [t for t in marker["tag_ids"] if t != tid]
+        return True
+
+    def delete_item(self, kind: str, item_id: str | int) -> None:
+        """The user deletes a scene or image in Stash (tests)."""
+        with self.lock:
+            table, counts, _ = self._table(kind)
+            rec = table.pop(int(item_id))
+            counts.subtract(rec["tags"])
+            if kind == "scene":
+                self.markers = [m for m in self.markers if m["scene_id"] != rec["id"]]
+
+    def set_item_tags(self, kind: str, item_id: str | int, names: Iterable[str]) -> None:
+        """The user edits an item's tags in Stash's UI (tests): the tags so named, created if missing."""
+        with self.lock:
+            ids = set()
+            for name in names:
+                owner = self._name_owner(name) or self._create_tag({"name": name})
+                ids.add(owner["id"])
+            table = self._table(kind)[0]
+            self._apply(kind, table[int(item_id)], {}, ids)
 
     def _run_plugin_task(self, _: Any, info: Any, plugin_id: str, task_name: str | None = None,
                          description: str | None = None, args_map: Mapping[str, Any] | None = None) -> str:
