@@ -19,9 +19,10 @@ from ai_tagger.errors import GatewayError, MediaError, StashError
 from ai_tagger.gateway.answer import MAX_ENUM
 from ai_tagger.gateway.base import Provider, TagAnswer, TagRequest
 from ai_tagger.gateway.prompt import PROMPT_VERSION, item_context
+from ai_tagger.gateway.split import chunks, merge
 from ai_tagger.log import Log
 from ai_tagger.media.grid import contact_sheet
-from ai_tagger.media.source import MediaOptions, pictures
+from ai_tagger.media.source import MediaOptions, shots
 from ai_tagger.settings import STATUS_TAGS, Settings
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item
@@ -52,6 +53,8 @@ class Answers:
             frames_per_scene=settings.frames_per_scene,
             max_side=settings.max_image_side,
             headers=client.auth_headers,
+            frame_interval=settings.frame_interval,
+            max_frames=settings.max_frames_per_scene,
         )
         own = {t.id for t in (vocabulary.exact(n) for n in (*STATUS_TAGS, settings.created_tag_parent)) if t}
         budget = 0 if settings.local else settings.vocabulary_budget
@@ -113,7 +116,11 @@ class Answers:
             return None
         settings = self.settings
         frames = settings.frames_per_scene if item.kind == "scene" else 1
-        plan = (frames, settings.frame_layout, settings.max_image_side, settings.image_detail)
+        plan: tuple[object, ...] = (frames, settings.frame_layout, settings.max_image_side, settings.image_detail)
+        if self._dense(item):
+            # A different plan, so dense and spread answers never mix in the cache.
+            every = ("every", settings.frame_interval, settings.max_frames_per_scene, settings.frames_per_request)
+            plan = (*every, *plan[1:])
         gateway = (settings.provider, settings.gateway_url, settings.model, PROMPT_VERSION)
         return answer_key(item.file.fingerprint(), item.kind, plan, gateway, context)
 
@@ -133,17 +140,19 @@ class Answers:
                 else:
                     self._key_locks[cache_key] = (lock, users - 1)
 
-    def _ask(self, item: Item, context: str, cache_key: str | None) -> TagAnswer:
-        with self._media_slots:
-            shots = pictures(item, self.media, self._fetch)
+    def _dense(self, item: Item) -> bool:
+        return item.kind == "scene" and self.settings.frame_interval > 0
+
+    def _request(self, item: Item, pictures: list[bytes], context: str) -> TagRequest:
+        """One request; several frames become one numbered contact sheet with ``frameLayout`` grid."""
         grid = None
-        frame_count = len(shots)
-        if self.settings.frame_layout == "grid" and len(shots) > 1 and not self.settings.local:
-            sheet, grid = contact_sheet(shots, max_side=self.settings.max_image_side)
-            shots = [sheet]
-        request = TagRequest(
+        frame_count = len(pictures)
+        if self.settings.frame_layout == "grid" and len(pictures) > 1 and not self.settings.local:
+            sheet, grid = contact_sheet(pictures, max_side=self.settings.max_image_side)
+            pictures = [sheet]
+        return TagRequest(
             kind=item.kind,
-            pictures=shots,
+            pictures=pictures,
             frame_count=frame_count,
             grid=grid,
             vocabulary=self.hint,
@@ -151,12 +160,31 @@ class Answers:
             context=context,
             detail=self.settings.image_detail,
         )
+
+    def _describe(self, request: TagRequest) -> TagAnswer:
         if self.provider is None:
             raise GatewayError("no gateway in this mode")
         with self._gateway_slots:
-            answer = self.provider.describe(request)
+            return self.provider.describe(request)
+
+    def _ask(self, item: Item, context: str, cache_key: str | None) -> TagAnswer:
+        with self._media_slots:
+            shot = shots(item, self.media, self._fetch)
+        frame_count = len(shot.pictures)
+        if self._dense(item) and not self.settings.local:
+            # The local model takes every frame at once (it batches them itself).
+            parts = chunks(frame_count, self.settings.frames_per_request)
+        else:
+            parts = [(0, frame_count)]
+        answers = [
+            (offset, self._describe(self._request(item, shot.pictures[offset : offset + size], context)))
+            for offset, size in parts
+        ]
+        answer = answers[0][1] if len(answers) == 1 else merge(answers)
         for note in answer.notes:
             getattr(self.log, note.level)(f"{item.label}: {note.text}")
         if self.cache is not None and cache_key is not None and item.file is not None:
-            self.cache.put(cache_key, item.file.fingerprint(), answer.candidates, frame_count, answer.usage)
-        return dataclasses.replace(answer, frame_count=frame_count, key=cache_key, cached=False)
+            self.cache.put(
+                cache_key, item.file.fingerprint(), answer.candidates, frame_count, answer.usage, times=shot.times
+            )
+        return dataclasses.replace(answer, frame_count=frame_count, key=cache_key, cached=False, times=shot.times)

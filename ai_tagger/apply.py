@@ -15,10 +15,12 @@ import dataclasses
 
 from ai_tagger.cache import Cache, JournalEntry
 from ai_tagger.decide.decision import REJECTED, REVIEW, Decision, Policy, Verdict, decide
+from ai_tagger.decide.markers import Span, plan
 from ai_tagger.errors import ItemError
 from ai_tagger.gateway.base import TagAnswer
 from ai_tagger.journal import Journal, Write, rejection_keys
 from ai_tagger.log import Log
+from ai_tagger.markers import MarkerWriter, clock, describe
 from ai_tagger.report import ItemResult
 from ai_tagger.settings import STATUS_ERRORED, STATUS_REVIEW, STATUS_TAGGED
 from ai_tagger.stash.client import StashClient
@@ -40,6 +42,8 @@ class Applier:
         log: Log,
         cache: Cache | None,
         dry_run: bool,
+        marker_tags: str = "",
+        marker_end: bool = True,
         journal: Journal | None = None,
         run_id: str | None = None,
     ) -> None:
@@ -51,6 +55,26 @@ class Applier:
         self.dry_run = dry_run
         self.journal = journal
         self.run_id = run_id
+        self.marker_tags = marker_tags
+        self.markers = MarkerWriter(
+            client=client,
+            # Without the cache (disableCache) markers are still written, from a ledger in memory.
+            cache=cache if cache is not None else Cache(None),
+            log=log,
+            tag_name=lambda tag_id: self.book.vocabulary.tags[tag_id].name,
+            with_end=marker_end,
+            run_id=run_id,
+        )
+
+    def _spans(self, kind: str, decision: Decision, answer: TagAnswer) -> list[Span]:
+        """The markers the decision asks for: scenes whose answer kept its frames' times."""
+        if kind != "scene" or not answer.times:
+            return []
+        return plan(decision, answer.times, self.marker_tags, self.policy.rules)
+
+    def _reserve(self, item_id: str, spans: list[Span]) -> None:
+        """Tag ids for the spans (their tags exist by now), recorded as planned before the tag write."""
+        self.markers.reserve(item_id, [(self.book.ids_for([span.verdict])[0], span) for span in spans])
 
     def decide(self, kind: str, item_id: str, answer: TagAnswer, current: set[str]) -> Decision:
         """The policy's decision, less the tags the user removed from this item before."""
@@ -70,13 +94,17 @@ class Applier:
     def apply(self, kind: str, item_id: str, label: str, answer: TagAnswer, current: set[str]) -> ItemResult:
         """Decide on a fresh or cached answer and write the item once; ``current``: its tag ids now."""
         decision = self.decide(kind, item_id, answer, current)
+        spans = self._spans(kind, decision, answer)
         result = ItemResult(
-            kind, item_id, "preview", decision, usage=answer.usage, calls=answer.calls, cached=answer.cached
-        )
+            kind, item_id, "preview", decision, usage=answer.usage, calls=answer.calls, cached=answer.cached,
+            markers=_report(spans),
+        )  # fmt: skip
         verb = "would tag " if self.dry_run else ""
         note = f"{label}: {verb}{', '.join(v.label for v in decision.applied) or 'no tag passed'}"
         if decision.review:
             note += f"; for review: {', '.join(v.label for v in decision.review)}"
+        if spans:
+            note += f"; markers: {', '.join(describe(span) for span in spans)}"
         if answer.usage.total_tokens:
             note += f" ({answer.usage.total_tokens} tokens)"
         elif answer.cached:
@@ -84,7 +112,11 @@ class Applier:
         self.log.debug(note)
         if self.dry_run:
             return result
+        if kind == "scene":
+            self._reserve(item_id, spans)
         writes = self._write(kind, item_id, decision, current)
+        if spans:
+            result.markers_created = self.markers.finish(item_id)
         self._journal(kind, item_id, answer.key, _owned(writes, []), decision)
         result.status = "tagged"
         return result
@@ -96,9 +128,13 @@ class Applier:
             self.log.info(f"{entry.kind} {entry.id}: deleted in Stash since it was tagged; skipped")
             return ItemResult(entry.kind, entry.id, "skipped", error="deleted in Stash")
         decision = self.decide(entry.kind, entry.id, answer, current)
-        result = ItemResult(entry.kind, entry.id, "preview" if self.dry_run else "tagged", decision, cached=True)
+        spans = self._spans(entry.kind, decision, answer)
+        status = "preview" if self.dry_run else "tagged"
+        result = ItemResult(entry.kind, entry.id, status, decision, cached=True, markers=_report(spans))
         if self.dry_run:
             return result
+        if entry.kind == "scene":
+            self._reserve(entry.id, spans)
         writes = self._write(entry.kind, entry.id, decision, current)
         applied = {w.tag_id for w in writes if w.verdict is not None}
         dropped = [tag_id for tag_id in entry.applied if tag_id not in applied and tag_id in current]
@@ -109,6 +145,9 @@ class Applier:
             self.client.remove_tags(entry.kind, entry.id, dropped)
             if self.journal is not None:
                 self.journal.dropped(entry.kind, entry.id, dropped)
+        if entry.kind == "scene":
+            self.markers.remove_stale(entry.id, sorted(applied))
+            result.markers_created = self.markers.finish(entry.id)
         self._journal(entry.kind, entry.id, entry.answer_key, _owned(writes, entry.applied), decision)
         return result
 
@@ -159,6 +198,11 @@ def suggestion(verdict: Verdict) -> dict[str, object]:
         "frames": described["frames"],
         "rule": verdict.rule,
     }
+
+
+def _report(spans: list[Span]) -> list[dict[str, object]]:
+    """Markers as the report lists them: tag, start and end in seconds, and ``m:ss-m:ss``."""
+    return [{**s.describe(), "at": f"{clock(s.seconds)}-{clock(s.end_seconds)}"} for s in spans]
 
 
 def _rejected(verdict: Verdict) -> Verdict:

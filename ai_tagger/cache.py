@@ -4,8 +4,10 @@
 made of the media's content fingerprint, the frame plan, provider, gateway URL, model and prompt version:
 changing thresholds or rules, or tagging a duplicate file, costs no gateway call. ``items``
 journals what each processed item got, committed per item, so "Re-apply tags from cache" can
-re-decide every processed item with today's settings. WAL keeps both safe across kills; a
-corrupt file is moved aside and rebuilt, never fatal.
+re-decide every processed item with today's settings. ``answer_times`` keeps each answer's
+frame times and ``markers`` every scene marker the plugin planned or wrote (with its state), so
+markers can be recomputed, finished after a kill, and removed only when they are the plugin's.
+WAL keeps them safe across kills; a corrupt file is moved aside and rebuilt, never fatal.
 """
 
 from __future__ import annotations
@@ -114,6 +116,26 @@ INSERT OR IGNORE INTO writes (run_id, time, kind, item_id, tag_id, had, status, 
 INSERT OR IGNORE INTO writes (run_id, time, kind, item_id, tag_id, had, status, done)
     SELECT 'before-journal', updated, kind, id, 'status:AI_Review', 0, 1, updated FROM items WHERE review != '[]';
 """,
+    # Scene markers (issue 11): each frame's time for an answer, and every marker the plugin
+    # planned or wrote, so a kill between the tag write and the marker writes is finished later.
+    """
+CREATE TABLE IF NOT EXISTS answer_times (
+    key TEXT PRIMARY KEY,
+    times TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS markers (
+    scene_id TEXT NOT NULL,
+    tag_id TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    end_seconds REAL,
+    marker_id TEXT,
+    run_id TEXT,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS markers_scene ON markers (scene_id);
+CREATE INDEX IF NOT EXISTS markers_state ON markers (state);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -135,6 +157,23 @@ def migrate(db: sqlite3.Connection) -> int:
     for number in range(found, SCHEMA_VERSION):
         db.executescript(f"BEGIN; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
     return found
+
+
+@dataclass(frozen=True)
+class MarkerRow:
+    """One marker the plugin planned or wrote (``row`` is SQLite's rowid, the handle for updates)."""
+
+    row: int
+    scene_id: str
+    tag_id: str
+    seconds: float
+    end_seconds: float | None
+    marker_id: str | None
+    run_id: str | None
+    state: str
+
+
+MARKER_STATES = ("planned", "created", "removed", "rejected")
 
 
 @dataclass(frozen=True)
@@ -211,22 +250,98 @@ class Cache:
         None if absent or unreadable.
         """
         with self._lock:
-            row = self._db.execute("SELECT candidates, frame_count FROM answers WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(
+                "SELECT candidates, frame_count, times FROM answers LEFT JOIN answer_times USING (key) WHERE key = ?",
+                (key,),
+            ).fetchone()
         if row is None:
             return None
         try:
             candidates = [Candidate.model_validate(c) for c in json.loads(row[0])]
-        except ValueError:
+            times = tuple(float(t) for t in json.loads(row[2] or "[]"))
+        except (ValueError, TypeError):
             return None
-        return TagAnswer(candidates, Usage(), calls=0, frame_count=int(row[1]), key=key, cached=True)
+        return TagAnswer(candidates, Usage(), calls=0, frame_count=int(row[1]), key=key, cached=True, times=times)
 
-    def put(self, key: str, fingerprint: str, candidates: list[Candidate], frame_count: int, usage: Usage) -> None:
+    def put(
+        self,
+        key: str,
+        fingerprint: str,
+        candidates: list[Candidate],
+        frame_count: int,
+        usage: Usage,
+        times: tuple[float, ...] = (),
+    ) -> None:
+        """Store an answer, and its frames' times (for markers) in the same transaction."""
         payload = json.dumps([c.model_dump(mode="json") for c in candidates])
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, fingerprint, payload, frame_count, usage.prompt_tokens, usage.completion_tokens, time.time()),
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key, fingerprint, payload, frame_count, usage.prompt_tokens, usage.completion_tokens, time.time()),
+                )
+                if times:
+                    self._db.execute("INSERT OR REPLACE INTO answer_times VALUES (?, ?)", (key, json.dumps(times)))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def plan_marker(
+        self, scene_id: str, tag_id: str, seconds: float, end_seconds: float | None, run_id: str | None = None
+    ) -> int:
+        """Record a marker about to be written (state ``planned``); returns its row."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO markers VALUES (?, ?, ?, ?, NULL, ?, 'planned', ?)",
+                (scene_id, tag_id, seconds, end_seconds, run_id, time.time()),
             )
+        return int(cursor.lastrowid or 0)
+
+    def mark_created(self, row: int, marker_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE markers SET marker_id = ?, state = 'created', updated = ? WHERE rowid = ?",
+                (marker_id, time.time(), row),
+            )
+
+    def set_marker_state(self, row: int, state: str) -> None:
+        """``removed`` (the plugin took it away) or ``rejected`` (the user deleted it: never again)."""
+        if state not in MARKER_STATES:
+            raise ValueError(f"unknown marker state {state!r}")
+        with self._lock:
+            self._db.execute("UPDATE markers SET state = ?, updated = ? WHERE rowid = ?", (state, time.time(), row))
+
+    def drop_marker(self, row: int) -> None:
+        """Forget a planned marker that was never written."""
+        with self._lock:
+            self._db.execute("DELETE FROM markers WHERE rowid = ? AND state = 'planned'", (row,))
+
+    def markers(self, scene_id: str) -> list[MarkerRow]:
+        """Every marker row of a scene, oldest first."""
+        return self._marker_rows("WHERE scene_id = ?", (scene_id,))
+
+    def created_markers(self, run_id: str | None = None) -> list[MarkerRow]:
+        """Markers the plugin created and still owns: of one run, or all of them."""
+        if run_id is None:
+            return self._marker_rows("WHERE state = 'created'", ())
+        return self._marker_rows("WHERE state = 'created' AND run_id = ?", (run_id,))
+
+    def planned_scenes(self) -> list[str]:
+        """Scenes with markers planned but not written (a run killed between the tag write and them)."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT scene_id FROM markers WHERE state = 'planned'").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def _marker_rows(self, where: str, args: tuple[object, ...]) -> list[MarkerRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rowid, scene_id, tag_id, seconds, end_seconds, marker_id, run_id, state FROM markers "
+                f"{where} ORDER BY rowid",  # noqa: S608 - fixed clauses only
+                args,
+            ).fetchall()
+        return [MarkerRow(int(r[0]), str(r[1]), str(r[2]), float(r[3]), r[4], r[5], r[6], str(r[7])) for r in rows]
 
     def record(self, entry: JournalEntry) -> None:
         with self._lock:

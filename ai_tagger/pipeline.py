@@ -88,6 +88,7 @@ def run(
     cache: Cache | None,
     limit: int | None = None,
     journal: Journal | None = None,
+    marker_end: bool = True,
 ) -> RunSummary:
     """Tag, preview or re-apply the items of ``mode``; a run that ended early says why in ``stopped``.
 
@@ -111,6 +112,7 @@ def run(
         cache=cache,
         journal=journal,
         run_id=run_id,
+        marker_end=marker_end,
         learned=_learned(journal, settings, vocabulary, log),
     )
     summary = RunSummary(mode=mode, run_id=run_id)
@@ -149,6 +151,8 @@ def _tag(
 ) -> None:
     """The run itself, adding to ``summary`` as items finish."""
     mode = table.name
+    if table.writes:
+        tagger.applier.markers.finish_pending()
     say = log.warning if tagger.parent_missing else log.info
     say(f"loaded {len(tagger.book.vocabulary)} tags; {tagger.describe_vocabulary()}")
     work = work_for(table, client=client, tagger=tagger, cache=cache, settings=settings)

@@ -23,6 +23,10 @@ class ItemResult:
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
     cached: bool = False
+    markers: list[dict[str, Any]] = field(default_factory=list)
+    """Scene markers the decision asks for: ``tag``, ``start``, ``end`` (seconds) and ``at`` (m:ss-m:ss)."""
+    markers_created: int = 0
+    """Of those, how many this run created (none where one overlapped, was rejected, or in a dry run)."""
 
     def report(self) -> dict[str, Any]:
         row: dict[str, Any] = {"kind": self.item_kind, "id": self.item_id, "status": self.status}
@@ -32,6 +36,8 @@ class ItemResult:
             row["candidates"] = [v.describe() for v in self.decision.verdicts]
             row["cached"] = self.cached
             row["tokens"] = self.usage.total_tokens
+        if self.markers:
+            row["markers"] = self.markers
         if self.error:
             row["error"] = self.error
         return row
@@ -47,6 +53,8 @@ class RunSummary:
     review: int = 0
     errored: int = 0
     tags_applied: int = 0
+    markers: int = 0
+    markers_created: int = 0
     gateway_calls: int = 0
     cache_hits: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -73,6 +81,8 @@ class RunSummary:
             self.tagged += 1
             self.review += bool(result.decision.review)
             self.tags_applied += len(result.decision.applied)
+            self.markers += len(result.markers)
+            self.markers_created += result.markers_created
         if len(self.items) < MAX_REPORTED_ITEMS:
             self.items.append(result.report())
 
@@ -85,6 +95,8 @@ class RunSummary:
             "review": self.review,
             "errored": self.errored,
             "tags_applied": self.tags_applied,
+            "markers": self.markers,
+            "markers_created": self.markers_created,
             "gateway_calls": self.gateway_calls,
             "cache_hits": self.cache_hits,
             "tokens": {

@@ -79,6 +79,36 @@ class Settings(BaseModel):
         title="Frames per scene",
         description="Frames taken from each video, spread over its length (1-64). Each frame costs tokens. Default 6.",
     )
+    frame_interval: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        title="Frame interval (s)",
+        description="Sample a scene every this many seconds, start to end (dense sampling, needed for scene "
+        "markers). 0 = Frames per scene, spread over the video. Default 0.",
+    )
+    max_frames_per_scene: int = Field(
+        600,
+        ge=1,
+        le=10000,
+        title="Maximum frames per scene",
+        description="With a frame interval, at most this many frames per scene (a long scene is sampled more "
+        "sparsely). Default 600.",
+    )
+    frames_per_request: int = Field(
+        8,
+        ge=1,
+        le=64,
+        title="Frames per request",
+        description="With a frame interval, a scene's frames go to the model in requests of at most this many "
+        "frames (with Frame layout grid, one contact sheet of this many cells per request). Default 8.",
+    )
+    marker_tags: str = Field(
+        "",
+        title="Marker tags",
+        description="Scene markers at the moments these applied tags are seen. Comma-separated tag names, '*' for "
+        "every applied tag, empty for no markers. Needs a frame interval (or several frames per scene).",
+    )
     max_tags_per_item: int = Field(
         10,
         ge=1,
@@ -247,7 +277,8 @@ class Settings(BaseModel):
     @field_validator(
         "min_confidence", "frames_per_scene", "max_tags_per_item", "concurrency", "request_timeout",
         "max_image_side", "max_tokens_per_run", "review_confidence", "min_frames", "vocabulary_budget",
-        "preview_items", "max_answer_tokens", mode="before",
+        "preview_items", "max_answer_tokens", "frame_interval", "max_frames_per_scene", "frames_per_request",
+        mode="before",
     )  # fmt: skip
     @classmethod
     def _not_a_boolean(cls, value: Any) -> Any:

@@ -40,6 +40,7 @@ class Tagger:
         vocabulary: Vocabulary,
         rules: Rules,
         cache: Cache | None,
+        marker_end: bool = True,
         journal: Journal | None = None,
         run_id: str | None = None,
         learned: dict[str, float] | None = None,
@@ -65,6 +66,8 @@ class Tagger:
             log=log,
             cache=cache,
             dry_run=dry_run,
+            marker_tags=settings.marker_tags,
+            marker_end=marker_end,
             journal=journal,
             run_id=run_id,
         )

@@ -181,6 +181,7 @@ def _run_locked(
             rules=rules,
             cache=cache,
             limit=limit,
+            marker_end=versions.supports(stash_version, versions.MARKER_END),
             journal=journal,
         )
     except RunError as exc:

@@ -91,3 +91,24 @@ def test_answers_and_journal_round_trip(tmp_path):
     assert cache.journal_count(("scene",)) == 1 and cache.journal_count(("image",)) == 0
     assert cache.get("missing") is None
     cache.close()
+
+
+def test_answer_times_and_marker_rows_survive_reopening(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    cache = Cache(path)
+    cache.put("k", "oshash:1", [Candidate(name="Red", confidence=0.9, frames=(1, 2))], 3, Usage(), times=(0, 2, 4))
+    planned = cache.plan_marker("7", "3", 0.0, 4.0, run_id="run-1")
+    other = cache.plan_marker("7", "5", 6.0, None)
+    cache.mark_created(planned, "41")
+    cache.set_marker_state(other, "rejected")
+    cache.close()
+
+    cache = Cache(path)
+    assert cache.get("k").times == (0, 2, 4)
+    assert [(r.tag_id, r.marker_id, r.state, r.run_id) for r in cache.markers("7")] == [
+        ("3", "41", "created", "run-1"),
+        ("5", None, "rejected", None),
+    ]
+    assert [r.marker_id for r in cache.created_markers("run-1")] == ["41"]
+    assert [r.marker_id for r in cache.created_markers()] == ["41"]
+    assert cache.planned_scenes() == []

@@ -237,6 +237,9 @@ SAMPLE_VARIABLES = {
     "REVIEW_IMAGE_UPDATE": {"add": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}},
                             "remove": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "REMOVE"}}},
     "RUN_PLUGIN_TASK": {"plugin_id": "ai_tagger"},
+    "SCENE_MARKER_CREATE": {
+        "input": {"scene_id": "1", "primary_tag_id": "1", "title": "seeded", "seconds": 1.0, "end_seconds": 2.0}
+    },
     "TAG_DESTROY": {"input": {"id": "1"}},
     "SCENE_MARKERS_DESTROY": {"ids": []},
 }

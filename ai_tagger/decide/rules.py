@@ -69,6 +69,29 @@ def _flatten_synonyms(raw: dict[str, Any]) -> dict[str, str]:
     return flat
 
 
+class MarkerRule(BaseModel):
+    """One tag's scene-marker settings: on or off, and how frames join into markers (seconds)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    max_gap: float | None = Field(None, ge=0)
+    min_duration: float | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """``Tag: off`` / ``Tag: on`` is the bare switch; a mapping sets the numbers (and ``enabled``)."""
+        if isinstance(value, str) and value.strip().lower() in _SWITCH:
+            return {"enabled": _SWITCH[value.strip().lower()]}
+        if isinstance(value, bool):
+            return {"enabled": value}
+        return {} if value is None else value
+
+
+_SWITCH = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+
+
 class Rules(BaseModel):
     """The parsed rules; ``Rules()`` is the empty set that changes nothing."""
 
@@ -79,11 +102,13 @@ class Rules(BaseModel):
     allow: tuple[str, ...] | None = None
     thresholds: dict[str, float] = Field(default_factory=dict)
     add_parents: bool = False
+    markers: dict[str, MarkerRule] = Field(default_factory=dict)
 
     _synonym_index: dict[str, tuple[str, str]] = PrivateAttr(default_factory=dict)
     _block_keys: tuple[tuple[str, str], ...] = PrivateAttr(default=())
     _allow_keys: tuple[str, ...] | None = PrivateAttr(default=None)
     _threshold_index: dict[str, tuple[str, float]] = PrivateAttr(default_factory=dict)
+    _marker_index: dict[str, MarkerRule] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -137,6 +162,7 @@ class Rules(BaseModel):
         self._block_keys = tuple((p, key(p)) for p in self.block)
         self._allow_keys = None if self.allow is None else tuple(key(p) for p in self.allow)
         self._threshold_index = {key(n): (n, p) for n, p in self.thresholds.items()}
+        self._marker_index = {key(n): rule for n, rule in self.markers.items()}
 
     def __hash__(self) -> int:
         """Hashable like the frozen :class:`~ai_tagger.decide.decision.Policy` that holds it."""
@@ -147,8 +173,20 @@ class Rules(BaseModel):
                 self.allow,
                 tuple(sorted(self.thresholds.items())),
                 self.add_parents,
+                tuple(sorted(self.markers.items(), key=lambda item: item[0])),
             )
         )
+
+    def marker_rule(self, names: Iterable[str]) -> tuple[MarkerRule, bool] | None:
+        """The ``markers:`` entry for a tag (by name or alias, plural-tolerant) with True, else the
+        ``"*"`` entry with False (it tunes markers but names no tag)."""
+        if not self._marker_index:
+            return None
+        for name_key in _keys(names):
+            if name_key in self._marker_index:
+                return self._marker_index[name_key], True
+        fallback = self._marker_index.get("*")
+        return None if fallback is None else (fallback, False)
 
     def synonym(self, name: str) -> tuple[str, str] | None:
         """``(spelling as written in the rules, target tag)`` for a model's name, plural-tolerant."""
@@ -217,6 +255,7 @@ SECTION_NAMES = {
         "allow": ("allow", "allowlist", "allow list", "allowed", "only"),
         "thresholds": ("thresholds", "threshold", "per tag thresholds", "tag thresholds", "min confidence"),
         "add_parents": ("add parents", "add parent", "also add parents", "also add parent", "parents"),
+        "markers": ("markers", "marker", "scene markers"),
     }.items()
     for spelling in spellings
 }
@@ -354,7 +393,11 @@ def _explain(error: Any, root: yaml.Node, source: str) -> str:
         loc += cause.entry
         message = str(cause)
     elif error["type"] == "extra_forbidden":
-        message = "unknown key (expected synonyms, block, allow, thresholds, add_parents)"
+        message = (
+            "unknown key (expected synonyms, block, allow, thresholds, add_parents, markers)"
+            if len(loc) == 1
+            else "unknown key (expected enabled, max_gap, min_duration)"
+        )
     else:
         message = error["msg"]
         if "input" in error and not isinstance(error["input"], (dict, list)):

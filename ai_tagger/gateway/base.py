@@ -146,7 +146,8 @@ class TagAnswer:
     """A model's answer for one item, fresh from a provider or read back from the cache.
 
     Providers fill the first four fields; the run adds where the answer came from
-    (``frame_count`` pictures it saw, the cache ``key``, ``cached`` when no call was made).
+    (``frame_count`` pictures it saw, the cache ``key``, ``cached`` when no call was made, the
+    frames' ``times``).
     """
 
     candidates: list[Candidate]
@@ -156,6 +157,8 @@ class TagAnswer:
     frame_count: int = 0
     key: str | None = None
     cached: bool = False
+    times: tuple[float, ...] = ()
+    """Each frame's time in the video, in seconds (frame N is ``times[N - 1]``); empty when unknown."""
 
 
 @dataclass(frozen=True)

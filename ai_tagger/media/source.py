@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ai_tagger.media.errors import MediaError
-from ai_tagger.media.frames import extract_frames
+from ai_tagger.media.frames import extract_dense, extract_frames, timestamps
 from ai_tagger.media.images import prepare_image
 from ai_tagger.stash.models import Item
 
@@ -25,6 +25,17 @@ class MediaOptions:
     frames_per_scene: int
     max_side: int
     headers: Mapping[str, str]
+    frame_interval: float = 0
+    """Seconds between a scene's frames (dense sampling); 0 spreads ``frames_per_scene`` instead."""
+    max_frames: int = 600
+
+
+@dataclass(frozen=True)
+class Shots:
+    """An item's pictures and, for a scene, each picture's time in seconds (empty when not known)."""
+
+    pictures: list[bytes]
+    times: tuple[float, ...] = ()
 
 
 def _readable(path: str) -> bool:
@@ -32,7 +43,13 @@ def _readable(path: str) -> bool:
 
 
 def pictures(item: Item, options: MediaOptions, fetch: Fetch) -> list[bytes]:
-    """JPEG bytes: ``frames_per_scene`` frames for a video, one picture for an image."""
+    """JPEG bytes: a scene's frames, one picture for an image."""
+    return shots(item, options, fetch).pictures
+
+
+def shots(item: Item, options: MediaOptions, fetch: Fetch) -> Shots:
+    """JPEG bytes with their times: frames every ``frame_interval`` s or ``frames_per_scene`` spread frames
+    for a scene, one picture for an image."""
     file = item.file
     if file is None:
         raise MediaError(f"{item.kind} has no file")
@@ -41,17 +58,27 @@ def pictures(item: Item, options: MediaOptions, fetch: Fetch) -> list[bytes]:
     if not local and not item.media_url:
         raise MediaError(f"file not readable and Stash gave no URL for it: {file.path}")
     if file.is_video:
-        count = options.frames_per_scene if item.kind == "scene" else 1
         source = file.path if local else str(item.media_url)
-        return extract_frames(
-            source,
-            duration=file.duration,
-            count=count,
-            ffmpeg=options.ffmpeg,
-            max_side=options.max_side,
-            headers=None if local else options.headers,
-        )
+        headers = None if local else options.headers
+        if item.kind == "scene" and options.frame_interval > 0:
+            timed = extract_dense(
+                source,
+                duration=file.duration,
+                interval=options.frame_interval,
+                max_frames=options.max_frames,
+                ffmpeg=options.ffmpeg,
+                max_side=options.max_side,
+                headers=headers,
+            )
+            return Shots([frame for _, frame in timed], tuple(at for at, _ in timed))
+        count = options.frames_per_scene if item.kind == "scene" else 1
+        frames = extract_frames(
+            source, duration=file.duration, count=count, ffmpeg=options.ffmpeg, max_side=options.max_side,
+            headers=headers,
+        )  # fmt: skip
+        stamps = timestamps(file.duration or 0, count) if file.duration else []
+        return Shots(frames, tuple(stamps) if len(stamps) == len(frames) > 1 else ())
     if local:
         with open(file.path, "rb") as handle:
-            return [prepare_image(handle, max_side=options.max_side)]
-    return [prepare_image(fetch(str(item.media_url)), max_side=options.max_side)]
+            return Shots([prepare_image(handle, max_side=options.max_side)])
+    return Shots([prepare_image(fetch(str(item.media_url)), max_side=options.max_side)])

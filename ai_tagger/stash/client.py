@@ -17,7 +17,7 @@ from ai_tagger import PLUGIN_ID
 from ai_tagger.errors import StashError
 from ai_tagger.retry import PooledSessions, RetryPolicy
 from ai_tagger.stash import queries
-from ai_tagger.stash.models import Item, ServerConnection, Tag
+from ai_tagger.stash.models import Item, SceneMarker, SceneMarks, ServerConnection, Tag
 
 PAGE_SIZE = 100
 TAG_PAGE_SIZE = 1000
@@ -187,6 +187,24 @@ class StashClient:
         """Remove exactly these tags (only ever tags this plugin applied itself)."""
         self._update_tags(kind, item_id, tag_ids, "REMOVE")
 
+    def scene_marks(self, scene_id: str, *, with_end: bool = True) -> SceneMarks | None:
+        """The scene's tags and markers (end times only where Stash has them); None if the scene is gone."""
+        document = queries.SCENE_MARKERS if with_end else queries.SCENE_MARKERS_PLAIN
+        scene = self.execute(document, {"id": scene_id}).get("findScene")
+        if not scene:
+            return None
+        return SceneMarks(
+            tag_ids=[t["id"] for t in scene.get("tags") or []],
+            markers=[SceneMarker.model_validate(m) for m in scene.get("scene_markers") or []],
+        )
+
+    def create_marker(self, scene_id: str, tag_id: str, title: str, seconds: float, end_seconds: float | None) -> str:
+        """One scene marker; ``end_seconds`` is left out when None (a Stash before 0.28 has no such field)."""
+        payload: dict[str, Any] = {"scene_id": scene_id, "primary_tag_id": tag_id, "title": title, "seconds": seconds}
+        if end_seconds is not None:
+            payload["end_seconds"] = end_seconds
+        return str(self.execute(queries.SCENE_MARKER_CREATE, {"input": payload})["sceneMarkerCreate"]["id"])
+
     def current(self, kind: str, ids: list[str]) -> dict[str, tuple[set[str], set[str]]]:
         """``id -> (tag ids, marker ids)`` of the items that still exist (a deleted one is absent)."""
         if not ids:
@@ -221,7 +239,9 @@ class StashClient:
         self.execute(queries.TAG_DESTROY, {"input": {"id": tag_id}})
 
     def destroy_markers(self, marker_ids: list[str]) -> None:
-        self.execute(queries.SCENE_MARKERS_DESTROY, {"ids": marker_ids})
+        """Delete exactly these markers (only ever ones this plugin created)."""
+        if marker_ids:
+            self.execute(queries.SCENE_MARKERS_DESTROY, {"ids": marker_ids})
 
     def review_items(self, kind: str, ids: list[str]) -> dict[str, ReviewItem]:
         """Title, picture URL and tags (id -> name) of the items that still exist."""

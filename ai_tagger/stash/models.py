@@ -42,7 +42,6 @@ class PluginInput(_Model):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-
 class TagRef(_Model):
     id: str
 
@@ -54,6 +53,28 @@ class Tag(_Model):
     scene_count: int = 0
     image_count: int = 0
     parents: list[TagRef] = Field(default_factory=list)
+
+
+class SceneMarker(_Model):
+    """A marker already on a scene (anyone's): its primary tag and its span."""
+
+    id: str
+    seconds: float
+    end_seconds: float | None = None
+    primary_tag: TagRef
+
+    def overlaps(self, tag_id: str, seconds: float, end_seconds: float | None) -> bool:
+        """Same primary tag and the spans share a moment (a marker without an end is an instant)."""
+        mine_end = self.seconds if self.end_seconds is None else self.end_seconds
+        theirs_end = seconds if end_seconds is None else end_seconds
+        return self.primary_tag.id == tag_id and self.seconds <= theirs_end + 1e-6 and seconds <= mine_end + 1e-6
+
+
+class SceneMarks(_Model):
+    """What marker writes check first: the scene's tags and its markers."""
+
+    tag_ids: list[str] = Field(default_factory=list)
+    markers: list[SceneMarker] = Field(default_factory=list)
 
 
 class Fingerprint(_Model):

@@ -162,6 +162,26 @@ mutation BulkImageUpdate($input: BulkImageUpdateInput!) {
 }
 """
 
+_SCENE_MARKERS = """
+query SceneMarkers($id: ID) {
+  findScene(id: $id) {
+    id
+    tags { id }
+    scene_markers { id seconds END primary_tag { id } }
+  }
+}
+"""
+
+# With end times for Stash 0.28 and newer; without them for an older Stash, which has no such field.
+SCENE_MARKERS = _SCENE_MARKERS.replace("END", "end_seconds")
+SCENE_MARKERS_PLAIN = _SCENE_MARKERS.replace("SceneMarkers(", "SceneMarkersPlain(").replace(" END", "")
+
+SCENE_MARKER_CREATE = """
+mutation SceneMarkerCreate($input: SceneMarkerCreateInput!) {
+  sceneMarkerCreate(input: $input) { id }
+}
+"""
+
 # The review page's items: title, picture and tags with names (the suggestions are the journal's).
 REVIEW_SCENES = """
 query ReviewScenes($ids: [ID!], $filter: FindFilterType) {

@@ -48,6 +48,10 @@ DEFAULT_IMAGE = {"width": 640, "height": 480}
 Record = dict[str, Any]
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -771,7 +775,26 @@ class FakeStash:
         self._apply(kind, rec, data, tags)
         return self._table(kind)[2](rec)
 
+    def add_marker(self, scene_id: str | int, tag_id: str | int, seconds: float, end_seconds: float | None = None,
+                   title: str = "") -> str:
+        """A marker made by someone else (the user), as the Stash UI would create it."""
+        with self.lock:
+            data: dict[str, Any] = {"scene_id": scene_id, "primary_tag_id": tag_id, "seconds": seconds, "title": title}
+            if end_seconds is not None:
+                data["end_seconds"] = end_seconds
+            return str(self._create_marker(data)["id"])
+
+    def markers_of_scene(self, scene_id: str | int) -> list[Record]:
+        """Markers of a scene as plain dicts, primary tag by name, sorted by start."""
+        with self.lock:
+            found = [{**m, "id": str(m["id"]), "tag": self.tags[m["primary_tag_id"]]["name"]}
+                     for m in self.markers if m["scene_id"] == int(scene_id)]
+        return sorted(found, key=lambda m: (m["seconds"], m["tag"]))
+
     def _create_marker(self, data: Mapping[str, Any]) -> Record:
+        if "end_seconds" in data and _version_tuple(STASH_VERSION) < (0, 28):
+            # Stash before 0.28 has no end_seconds in SceneMarkerCreateInput and rejects the request.
+            raise GraphQLError('Variable "$input" got invalid value; Field "end_seconds" is not defined')
         [scene] = self._records("scene", [data["scene_id"]])
         primary = self._check_tag_ids([data["primary_tag_id"]]).pop()
         marker = {"id": self._new_id("marker"), "scene_id": scene["id"], "title": data["title"],
