@@ -14,17 +14,20 @@ from __future__ import annotations
 import dataclasses
 
 from ai_tagger.cache import Cache, JournalEntry
-from ai_tagger.decide.decision import REJECTED, Decision, Policy, Verdict, decide
+from ai_tagger.decide.decision import REJECTED, REVIEW, Decision, Policy, Verdict, decide
 from ai_tagger.decide.markers import Span, plan
 from ai_tagger.errors import ItemError
 from ai_tagger.gateway.base import TagAnswer
-from ai_tagger.journal import Journal, Write
+from ai_tagger.journal import Journal, Write, rejection_keys
 from ai_tagger.log import Log
 from ai_tagger.markers import MarkerWriter, clock, describe
 from ai_tagger.report import ItemResult
 from ai_tagger.settings import STATUS_ERRORED, STATUS_REVIEW, STATUS_TAGGED
 from ai_tagger.stash.client import StashClient
 from ai_tagger.tagbook import TagBook
+
+ON_ITEM = "on the item"
+"""A review suggestion the item already has: not pending any more."""
 
 
 class Applier:
@@ -79,10 +82,14 @@ class Applier:
         if self.journal is None:
             return decision
         rejected = self.journal.rejected(kind, item_id, current)
-        if not rejected:
-            return decision
-        verdicts = decision.verdicts
-        return Decision([_rejected(v) if v.applied and v.tag and v.tag.id in rejected else v for v in verdicts])
+        verdicts = []
+        for v in decision.verdicts:
+            if (v.applied or v.outcome == REVIEW) and rejection_keys(v) & rejected:
+                v = _rejected(v)
+            elif v.outcome == REVIEW and v.tag is not None and v.tag.id in current:
+                v = dataclasses.replace(v, outcome=ON_ITEM, rule="the item has this tag (accepted on review)")
+            verdicts.append(v)
+        return Decision(verdicts)
 
     def apply(self, kind: str, item_id: str, label: str, answer: TagAnswer, current: set[str]) -> ItemResult:
         """Decide on a fresh or cached answer and write the item once; ``current``: its tag ids now."""
@@ -176,8 +183,21 @@ class Applier:
         self, kind: str, item_id: str, answer_key: str | None, applied: list[str], decision: Decision
     ) -> None:
         if self.cache is not None:
-            review = [{"tag": v.label, "score": round(v.score, 3)} for v in decision.review]
+            review = [suggestion(v) for v in decision.review]
             self.cache.record(JournalEntry(kind, item_id, answer_key, "tagged", applied, review))
+
+
+def suggestion(verdict: Verdict) -> dict[str, object]:
+    """A review-tier verdict as the review page lists it (kept in the cache's ``items.review``)."""
+    described = verdict.describe()
+    return {
+        "tag": verdict.label,
+        "tag_id": verdict.tag.id if verdict.tag else None,
+        "score": round(verdict.score, 3),
+        "confidence": described["confidence"],
+        "frames": described["frames"],
+        "rule": verdict.rule,
+    }
 
 
 def _report(spans: list[Span]) -> list[dict[str, object]]:

@@ -386,6 +386,17 @@ class Cache:
                 yield JournalEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
             last = (rows[-1][0], rows[-1][1])
 
+    def swap_review(self, kind: str, item_id: str, old: str, new: str) -> bool:
+        """Replace an item's pending suggestions only if they are still ``old`` (compare and swap).
+
+        Two review decisions on the same item (two browser tabs) cannot both take a suggestion.
+        """
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE items SET review = ? WHERE kind = ? AND id = ? AND review = ?", (new, kind, item_id, old)
+            )
+            return cursor.rowcount == 1
+
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Rows of one statement, for modules that keep their own tables in this file (the journal)."""
         with self._lock:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ai_tagger.cache import Cache
 from ai_tagger.decide.decision import Verdict
+from ai_tagger.decide.normalize import key
 
 LEARN_MIN_APPLIED = 10
 LEARN_MIN_RATE = 0.30
@@ -26,6 +27,10 @@ LEARN_KEEP_OUT = 0.90
 LEARN_CEILING = 0.99
 _IN_FORCE = "undone IS NULL AND dropped IS NULL AND rejected IS NULL"
 STATUS_BY_NAME = "status:"
+NEW_TAG = "new:"
+"""A rejected suggestion for a tag that does not exist yet is kept under its name's key."""
+BY_THE_USER = "review"
+"""The ``run_id`` of rejections the user made on the review page rather than by removing a tag."""
 """A status tag journaled by name (runs from before the journal), its id looked up when undone."""
 
 
@@ -61,6 +66,12 @@ class Learned:
             f"{self.rejected} of {self.applied} applications rejected ({self.rejected / self.applied:.0%}); "
             f"{self.threshold * 100:g}% keeps {LEARN_KEEP_OUT:.0%} of the rejected ones out"
         )
+
+
+def rejection_keys(verdict: Verdict) -> set[str]:
+    """What a rejection of this suggestion is stored under: its tag's id, and its name's key."""
+    keys = {NEW_TAG + key(verdict.label), NEW_TAG + key(verdict.name)}
+    return keys | ({verdict.tag.id} if verdict.tag is not None else set())
 
 
 def _marks(values: Iterable[object]) -> str:
@@ -179,11 +190,14 @@ class Journal:
             f"AND status = 0 AND done IS NOT NULL AND {_IN_FORCE} GROUP BY tag_id",
             (kind, item_id),
         )
+        self._record_rejections(kind, item_id, [(t, origin, score) for t, origin, score in gone if t not in current])
+        return self.rejections(kind, item_id)
+
+    def _record_rejections(self, kind: str, item_id: str, rejected: list[tuple[str, str, float | None]]) -> None:
+        """``(tag id, run id, score)`` rejected on the item, and the writes no longer in force, together."""
         now = time.time()
         statements: list[tuple[str, tuple[Any, ...]]] = []
-        for tag_id, origin, score in gone:
-            if tag_id in current:
-                continue
+        for tag_id, origin, score in rejected:
             statements.append(
                 (
                     "INSERT OR IGNORE INTO rejections (kind, item_id, tag_id, run_id, score, time) "
@@ -199,8 +213,55 @@ class Journal:
             )
         if statements:
             self.cache.transaction(statements)
+
+    # ---- review ------------------------------------------------------------------------
+
+    def pending(self, kinds: tuple[str, ...], offset: int, limit: int) -> tuple[int, list[tuple[str, str, str]]]:
+        """``(total, [(kind, item id, suggestions JSON)])``: items with suggestions, newest first."""
+        where = f"review != '[]' AND kind IN ({_marks(kinds)})"
+        total = int(self.cache.query(f"SELECT count(*) FROM items WHERE {where}", kinds)[0][0])  # noqa: S608
+        rows = self.cache.query(
+            f"SELECT kind, id, review FROM items WHERE {where} ORDER BY updated DESC, kind, id LIMIT ? OFFSET ?",  # noqa: S608
+            (*kinds, limit, offset),
+        )
+        return total, [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def suggestions(self, kind: str, item_id: str) -> str | None:
+        """The item's pending suggestions as stored (JSON), or None for an item never processed."""
+        rows = self.cache.query("SELECT review FROM items WHERE kind = ? AND id = ?", (kind, item_id))
+        return str(rows[0][0]) if rows else None
+
+    def applied_by_ai(self, kind: str, item_id: str) -> dict[str, dict[str, Any]]:
+        """``tag id -> why``: content tags runs added to the item, still in force, the latest write of each."""
+        rows = self.cache.query(
+            "SELECT w.tag_id, w.confidence, w.score, w.frames, w.rule, w.provider, w.model, w.run_id, r.mode "  # noqa: S608
+            "FROM writes w LEFT JOIN runs r ON r.id = w.run_id WHERE w.kind = ? AND w.item_id = ? AND w.had = 0 "
+            "AND w.status = 0 AND w.done IS NOT NULL AND w.undone IS NULL AND w.dropped IS NULL AND w.rejected IS NULL "
+            "ORDER BY w.time",
+            (kind, item_id),
+        )
+        return {
+            str(r[0]): {
+                "confidence": r[1],
+                "score": r[2],
+                "frames": json.loads(r[3]) if r[3] else [],
+                "rule": r[4],
+                "provider": r[5],
+                "model": r[6],
+                "run": str(r[7]),
+                "accepted_by_user": r[8] == "review_decide",
+            }
+            for r in rows
+        }
+
+    def rejections(self, kind: str, item_id: str) -> set[str]:
+        """Every tag id (or ``new:`` name key) rejected on the item, without looking for new ones."""
         rows = self.cache.query("SELECT tag_id FROM rejections WHERE kind = ? AND item_id = ?", (kind, item_id))
         return {str(row[0]) for row in rows}
+
+    def reject(self, kind: str, item_id: str, rejected: list[tuple[str, float | None]]) -> None:
+        """The user's rejections from the review page: never (re-)applied to the item again."""
+        self._record_rejections(kind, item_id, [(tag_id, BY_THE_USER, score) for tag_id, score in rejected])
 
     # ---- undo ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 Source = Literal["untagged", "journal"]
-Task = Literal["tag", "undo", "report"]
+Task = Literal["tag", "undo", "report", "review"]
 
 
 class Mode(NamedTuple):
@@ -36,6 +36,9 @@ class Mode(NamedTuple):
     """A tagging run recorded in the provenance journal, so ``undo_last`` can take it back."""
     undo_all: bool = False
     """An undo of every run (``remove_ai``) rather than of the most recent one."""
+    locks: bool = True
+    """Holds the library's run lock. Review operations do not: the page stays usable during a run,
+    and two decisions on one item are kept apart by the journal (compare and swap), not by the lock."""
 
 
 BOTH = ("scene", "image")
@@ -50,10 +53,14 @@ TABLE: dict[str, Mode] = {
         Mode("undo_last", BOTH, "journal", calls_provider=False, writes=True, task="undo"),
         Mode("remove_ai", BOTH, "journal", calls_provider=False, writes=True, task="undo", undo_all=True),
         Mode("report", BOTH, "journal", calls_provider=False, writes=False, task="report"),
+        Mode("review_list", BOTH, "journal", calls_provider=False, writes=False, task="review", locks=False),
+        Mode("review_decide", BOTH, "journal", calls_provider=False, writes=True, task="review", locks=False),
     )
 }
 UNDOABLE = tuple(mode.name for mode in TABLE.values() if mode.journaled)
 """The tagging modes whose runs undo takes back."""
+OPERATIONS = tuple(mode.name for mode in TABLE.values() if mode.task == "review")
+"""Modes the review page calls through ``runPluginOperation``, never tasks in the manifest."""
 SETUP_MODES = ("install_deps",)
 """Modes the entry point handles before any task runs (no Stash items, no settings)."""
 MODES = (*TABLE, *SETUP_MODES)

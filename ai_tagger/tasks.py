@@ -24,6 +24,7 @@ from ai_tagger.log import Log
 from ai_tagger.modes import DEFAULT, MODES, TABLE
 from ai_tagger.pipeline import run
 from ai_tagger.report import RunSummary
+from ai_tagger.review import Review
 from ai_tagger.runlock import RunLock
 from ai_tagger.settings import Settings, data_dir, plain_message, rules_path
 from ai_tagger.stash import versions
@@ -113,18 +114,20 @@ def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> 
         limit = parse_limit(args.get("limit"))
         dry_run = parse_dry_run(args.get("dryRun"))
         folder = data_folder(args, plugin_input.server_connection.dir)
-        lock = RunLock(folder, mode)
-        try:
-            lock.acquire()
-        except OSError as exc:
-            raise InputError(f"dataDir {folder}: cannot write {lock.path.name} ({exc.strerror or exc})") from None
+        lock = RunLock(folder, mode) if TABLE[mode].locks else None
+        if lock is not None:
+            try:
+                lock.acquire()
+            except OSError as exc:
+                raise InputError(f"dataDir {folder}: cannot write {lock.path.name} ({exc.strerror or exc})") from None
     except RunError as exc:
         log.error(str(exc))
         return None, str(exc)
     try:
         return _run_locked(plugin_input, mode, limit, dry_run, folder, overrides, log)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _run_locked(
@@ -163,6 +166,9 @@ def _run_locked(
         if table.task == "undo":
             undone = Undo(table, client=client, journal=journal, log=log, dry_run=dry_run).run()
             return _with_reset(undone.as_output(), cache), None
+        if table.task == "review":
+            review = Review(client=client, journal=journal, settings=settings, log=log)
+            return review.run(mode, plugin_input.args), None
         if table.task == "report":
             return _with_reset(report(client=client, journal=journal, settings=settings, log=log), cache), None
         summary = run(

@@ -84,7 +84,9 @@ def test_review_tier_keeps_suggestions_without_applying_them(stash, model, tmp_p
     cache = Path(stash.server_connection()["Dir"]) / "plugin_data" / "ai_tagger" / "cache.sqlite3"
     with sqlite3.connect(cache) as db:
         kept = db.execute("SELECT review FROM items WHERE kind = 'image' AND id = ?", (white,)).fetchone()
-    assert json.loads(kept[0]) == [{"tag": "Bright", "score": 0.35}]
+    [suggestion] = json.loads(kept[0])
+    assert suggestion["tag"] == "Bright" and suggestion["score"] == 0.35 and suggestion["tag_id"] is None
+    assert suggestion["rule"] == "minConfidence: 60%; reviewConfidence: 30%", "the review page shows why"
 
 
 def test_review_tier_is_off_by_default(stash, model, tmp_path):

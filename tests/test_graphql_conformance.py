@@ -9,6 +9,7 @@ with the same types.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -133,3 +134,18 @@ def test_conformance_check_catches_a_wrong_field_type() -> None:
     problems = type_mismatches(wrong.type_map["Tag"], real_schema().type_map["Tag"])
     assert any("Tag.name" in p for p in problems)
     assert any("scene_count(depth)" in p for p in problems)
+
+
+def review_page_document() -> str:
+    """The one document the review page (ai_tagger/ui/review.js) sends: its string pieces joined."""
+    source = (Path(__file__).resolve().parents[1] / "ai_tagger" / "ui" / "review.js").read_text(encoding="utf-8")
+    declared = re.search(r"const OPERATION =((?:\s*\"[^\"]*\"\s*\+?)+);", source)
+    assert declared, "review.js declares its GraphQL document as const OPERATION"
+    return "".join(re.findall(r"\"([^\"]*)\"", declared[1]))
+
+
+def test_the_review_page_document_is_valid_for_real_stash_and_the_fake():
+    document = review_page_document()
+    assert "runPluginOperation" in document
+    assert validation_errors(real_schema(), document) == []
+    assert validation_errors(fake_schema(), document) == []

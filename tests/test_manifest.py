@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from ai_tagger import MODES, PLUGIN_ID
+from ai_tagger.modes import OPERATIONS
 from ai_tagger.settings import Settings, manifest_entries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,9 +78,17 @@ def test_tasks_cover_every_mode_with_string_args():
         "AI Tagger report": {"mode": "report"},
         "Install or update dependencies": {"mode": "install_deps"},
     }
-    assert {args["mode"] for args in tasks.values()} == set(MODES)
+    assert {args["mode"] for args in tasks.values()} == set(MODES) - set(OPERATIONS)
 
 
 def test_hooks_fire_on_new_scenes_and_images():
     [hook] = manifest()["hooks"]
     assert set(hook["triggeredBy"]) == {"Scene.Create.Post", "Image.Create.Post"}
+
+
+def test_ui_files_exist_and_load_nothing_from_elsewhere():
+    ui = manifest()["ui"]
+    for path in [*ui["javascript"], *ui["css"]]:
+        source = (REPO / path).read_text(encoding="utf-8")
+        assert "http://" not in source and "https://" not in source, f"{path}: no external URL (Stash's CSP)"
+    assert "csp" not in ui, "same-origin only: no CSP exception needed"

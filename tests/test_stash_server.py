@@ -232,6 +232,10 @@ SAMPLE_VARIABLES = {
     "TAG_CREATE": {"input": {"name": "sample"}},
     "BULK_SCENE_UPDATE": {"input": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}}},
     "BULK_IMAGE_UPDATE": {"input": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}}},
+    "REVIEW_SCENE_UPDATE": {"add": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}},
+                            "remove": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "REMOVE"}}},
+    "REVIEW_IMAGE_UPDATE": {"add": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}},
+                            "remove": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "REMOVE"}}},
     "RUN_PLUGIN_TASK": {"plugin_id": "ai_tagger"},
     "SCENE_MARKER_CREATE": {
         "input": {"scene_id": "1", "primary_tag_id": "1", "title": "seeded", "seconds": 1.0, "end_seconds": 2.0}

@@ -243,9 +243,52 @@ class StashClient:
         if marker_ids:
             self.execute(queries.SCENE_MARKERS_DESTROY, {"ids": marker_ids})
 
+    def review_items(self, kind: str, ids: list[str]) -> dict[str, ReviewItem]:
+        """Title, picture URL and tags (id -> name) of the items that still exist."""
+        if not ids:
+            return {}
+        document, field, rows = (
+            (queries.REVIEW_SCENES, "findScenes", "scenes")
+            if kind == "scene"
+            else (queries.REVIEW_IMAGES, "findImages", "images")
+        )
+        data = self.execute(document, {"ids": ids, "filter": {"per_page": -1}})[field]
+        found = {}
+        for row in data[rows]:
+            files = row.get("files") or row.get("visual_files") or [{}]
+            path = str((files[0] or {}).get("path") or "")
+            paths = row.get("paths") or {}
+            found[str(row["id"])] = ReviewItem(
+                title=row.get("title") or path.replace("\\", "/").rsplit("/", 1)[-1] or f"{kind} {row['id']}",
+                picture=paths.get("screenshot") or paths.get("thumbnail"),
+                tags={str(t["id"]): str(t["name"]) for t in row.get("tags") or []},
+            )
+        return found
+
+    def add_and_remove_tags(self, kind: str, item_id: str, add: list[str], remove: list[str]) -> None:
+        """One mutation that adds some tags and removes others (either list may be empty)."""
+        if not add or not remove:
+            self._update_tags(kind, item_id, add or remove, "ADD" if add else "REMOVE")
+            return
+        document = queries.REVIEW_SCENE_UPDATE if kind == "scene" else queries.REVIEW_IMAGE_UPDATE
+        self.execute(
+            document,
+            {
+                "add": {"ids": [item_id], "tag_ids": {"ids": add, "mode": "ADD"}},
+                "remove": {"ids": [item_id], "tag_ids": {"ids": remove, "mode": "REMOVE"}},
+            },
+        )
+
     def _update_tags(self, kind: str, item_id: str, tag_ids: list[str], mode: str) -> None:
         document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
         self.execute(document, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": mode}}})
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    title: str
+    picture: str | None
+    tags: dict[str, str]
 
 
 def _why(exc: requests.RequestException) -> str:

@@ -182,6 +182,44 @@ mutation SceneMarkerCreate($input: SceneMarkerCreateInput!) {
 }
 """
 
+# The review page's items: title, picture and tags with names (the suggestions are the journal's).
+REVIEW_SCENES = """
+query ReviewScenes($ids: [ID!], $filter: FindFilterType) {
+  findScenes(ids: $ids, filter: $filter) {
+    scenes { id title files { path } paths { screenshot } tags { id name } }
+  }
+}
+"""
+
+REVIEW_IMAGES = """
+query ReviewImages($ids: [ID!], $filter: FindFilterType) {
+  findImages(ids: $ids, filter: $filter) {
+    images {
+      id
+      title
+      visual_files { ... on BaseFile { path } }
+      paths { thumbnail }
+      tags { id name }
+    }
+  }
+}
+"""
+
+# A review decision adds and removes in one request: both fields run in order, in one mutation.
+REVIEW_SCENE_UPDATE = """
+mutation ReviewSceneUpdate($add: BulkSceneUpdateInput!, $remove: BulkSceneUpdateInput!) {
+  add: bulkSceneUpdate(input: $add) { id }
+  remove: bulkSceneUpdate(input: $remove) { id }
+}
+"""
+
+REVIEW_IMAGE_UPDATE = """
+mutation ReviewImageUpdate($add: BulkImageUpdateInput!, $remove: BulkImageUpdateInput!) {
+  add: bulkImageUpdate(input: $add) { id }
+  remove: bulkImageUpdate(input: $remove) { id }
+}
+"""
+
 JOB_QUEUE = """
 query JobQueue {
   jobQueue { id status description }

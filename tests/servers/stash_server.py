@@ -24,6 +24,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import zipfile
@@ -152,6 +153,7 @@ class FakeStash:
         self.markers: list[Record] = []
         self.jobs: list[Record] = []
         self.plugin_settings: dict[str, dict[str, Any]] = {}
+        self.plugin_python = sys.executable  # the Python runPluginOperation starts the plugin with
         self.ffmpeg_path = ""
         self.ffprobe_path = ""
         self._next_id = {"tag": 1, "scene": 1, "image": 1, "file": 1, "job": 1, "marker": 1}
@@ -458,6 +460,7 @@ class FakeStash:
                 "sceneMarkersDestroy": lambda _, info, ids: self._destroy_markers(ids),
                 "tagDestroy": lambda _, info, input: self._destroy_tag(input["id"]),
                 "runPluginTask": self._run_plugin_task,
+                "runPluginOperation": self._run_plugin_operation,
             },
         }
         for type_name, fields in resolvers.items():
@@ -854,6 +857,28 @@ class FakeStash:
                           "description": description or f"Running plugin task: {task_name or plugin_id}",
                           "plugin_id": plugin_id, "task_name": task_name, "args_map": dict(args_map or {})})
         return job_id
+
+    def _run_plugin_operation(self, _: Any, info: Any, plugin_id: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Like Stash: run the plugin at once with the task's stdin JSON and answer its ``output``;
+        its ``error`` becomes the GraphQL error. The plugin calls back into this server, so the
+        request lock (held once, by this thread) is let go while it runs."""
+        if plugin_id != "ai_tagger":
+            raise GraphQLError(f"plugin {plugin_id} not found")
+        stdin = json.dumps({"server_connection": self.server_connection(), "args": dict(args or {})})
+        command = [self.plugin_python, str(Path(self.plugin_dir) / "ai_tagger")]
+        self.lock.release()
+        try:
+            done = subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=self._config_dir,
+                                  timeout=300)
+        finally:
+            self.lock.acquire()
+        try:
+            answer = json.loads(done.stdout)
+        except ValueError:
+            return done.stdout
+        if answer.get("error"):
+            raise GraphQLError(str(answer["error"]))
+        return answer.get("output")
 
     # ---- HTTP helpers --------------------------------------------------------------------
 
