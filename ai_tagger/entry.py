@@ -108,7 +108,12 @@ def stash_connection(url: str) -> dict[str, Any]:
 
 
 def setting_overrides(items: Sequence[str]) -> dict[str, str]:
-    """``--set KEY=VALUE`` entries; a malformed entry or an unknown key is an error listing the keys."""
+    """``--set KEY=VALUE`` entries; a malformed entry or an unknown key is an error listing the keys.
+
+    The known keys come from the settings model (pydantic), so this runs only after the deps folder
+    is on ``sys.path``, and not at all without ``--set`` (``install_deps`` runs without pydantic)."""
+    if not items:
+        return {}
     from ai_tagger.settings import manifest_settings
 
     known = list(manifest_settings())
@@ -130,8 +135,8 @@ def setting_overrides(items: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
-def _cli_input(args: argparse.Namespace, log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The stdin object Stash would send, built from command-line options, and setting overrides."""
+def _cli_input(args: argparse.Namespace, log: Log) -> tuple[dict[str, Any], list[str]]:
+    """The stdin object Stash would send, built from command-line options, and the raw ``--set`` entries."""
     api_key = args.api_key or os.environ.get("STASH_API_KEY")
     log.add_secret(api_key)
     log.add_url(args.stash_url)
@@ -143,7 +148,7 @@ def _cli_input(args: argparse.Namespace, log: Log) -> tuple[dict[str, Any], dict
         task_args["dryRun"] = True
     if args.data_dir:
         task_args["dataDir"] = args.data_dir
-    return {"server_connection": connection, "args": task_args}, setting_overrides(args.set)
+    return {"server_connection": connection, "args": task_args}, list(args.set)
 
 
 def _stdin_input(stdin: TextIO) -> dict[str, Any]:
@@ -206,9 +211,9 @@ def main(stdin: TextIO, stdout: TextIO, stderr: TextIO, argv: Sequence[str] | No
 
 
 def _main(stdin: TextIO, stdout: TextIO, log: Log, argv: Sequence[str] | None) -> int:
-    overrides: dict[str, Any] = {}
+    entries: list[str] = []
     if argv:
-        raw_input, overrides = _cli_input(_parse_args(argv), log)
+        raw_input, entries = _cli_input(_parse_args(argv), log)
     elif _is_terminal(stdin):
         _parser().print_help(stdout)
         return 0
@@ -220,6 +225,11 @@ def _main(stdin: TextIO, stdout: TextIO, log: Log, argv: Sequence[str] | None) -
         return _result(stdout, log, _hook(raw_input, args["hookContext"], log), None)
     folder = deps.deps_dir(raw_input)
     stale = deps.activate(folder)
+    try:
+        overrides = setting_overrides(entries)
+    except ImportError:
+        needed = f'run "{deps.TASK_NAME}" (--mode install_deps) first'
+        raise UsageError(f"--set needs the plugin's packages: {needed}") from None
     if args.get("mode") == "install_deps":
         from ai_tagger.install import install_deps
 
