@@ -36,13 +36,22 @@ def data_dir(stash_dir: str | None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / PLUGIN_ID
 
 
+def data_root(given: object, stash_dir: str | None) -> Path:
+    """The data folder a run uses: ``args.dataDir`` when given (``~`` expanded), else :func:`data_dir`.
+
+    One reading for the deps folder and the task's cache and run lock, so they never drift apart."""
+    if isinstance(given, str) and given.strip():
+        return Path(given).expanduser()
+    return data_dir(stash_dir)
+
+
 def deps_dir(raw_input: dict[str, Any]) -> Path:
     """``<Stash config dir>/plugin_data/ai_tagger/deps`` (or under ``args.dataDir`` when given)."""
     connection = raw_input.get("server_connection")
     args = raw_input.get("args")
     stash_dir = connection.get("Dir") if isinstance(connection, dict) else None
     data = args.get("dataDir") if isinstance(args, dict) else None
-    return Path(data or data_dir(str(stash_dir) if stash_dir else None)) / "deps"
+    return data_root(data, str(stash_dir) if stash_dir else None) / "deps"
 
 
 def python_tag() -> str:

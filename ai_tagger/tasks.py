@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ai_tagger.cache import Cache, NewerCache
 from ai_tagger.decide.rules import Rules, load_rules
+from ai_tagger.deps import data_root
 from ai_tagger.errors import InputError, RunError
 from ai_tagger.gateway.base import create_provider
 from ai_tagger.journal import Journal
@@ -26,7 +27,7 @@ from ai_tagger.pipeline import run
 from ai_tagger.report import RunSummary
 from ai_tagger.review import Review
 from ai_tagger.runlock import RunLock
-from ai_tagger.settings import Settings, data_dir, plain_message, rules_path
+from ai_tagger.settings import Settings, plain_message, rules_path
 from ai_tagger.stash import versions
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import PluginInput
@@ -84,7 +85,7 @@ def data_folder(args: dict[str, Any], stash_dir: str | None) -> Path:
     given = args.get("dataDir")
     if given is not None and (not isinstance(given, str) or "\0" in given):
         raise InputError("dataDir must be a folder path")
-    folder = Path(given).expanduser() if given and given.strip() else data_dir(stash_dir)
+    folder = data_root(given, stash_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
