@@ -117,14 +117,8 @@ class Journal:
             ]
         )
 
-    def _markers_table(self) -> bool:
-        """Issue 11's ``markers`` table exists in this file (absent: no marker was ever made)."""
-        return bool(self.cache.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'markers'"))
-
     def _has_markers(self, run_id: str) -> bool:
-        return self._markers_table() and bool(
-            self.cache.query("SELECT 1 FROM markers WHERE run_id = ? LIMIT 1", (run_id,))
-        )
+        return bool(self.cache.query("SELECT 1 FROM markers WHERE run_id = ? LIMIT 1", (run_id,)))
 
     def created_tag(self, run_id: str, tag_id: str, name: str) -> None:
         self.cache.transaction(
@@ -332,9 +326,7 @@ class Journal:
         self.cache.transaction([("UPDATE created_tags SET deleted = ? WHERE tag_id = ?", (time.time(), tag_id))])
 
     def markers(self, run_ids: list[str] | None) -> list[tuple[str, str]]:
-        """``(scene id, marker id)`` the plugin created (issue 11's ``markers`` table), for the runs or all."""
-        if not self._markers_table():
-            return []
+        """``(scene id, marker id)`` the plugin created (the ``markers`` table), for the runs or all."""
         sql = "SELECT scene_id, marker_id FROM markers WHERE state = 'created' AND marker_id IS NOT NULL"
         params: tuple[Any, ...] = ()
         if run_ids is not None:

@@ -42,11 +42,6 @@ def _readable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.R_OK)
 
 
-def pictures(item: Item, options: MediaOptions, fetch: Fetch) -> list[bytes]:
-    """JPEG bytes: a scene's frames, one picture for an image."""
-    return shots(item, options, fetch).pictures
-
-
 def shots(item: Item, options: MediaOptions, fetch: Fetch) -> Shots:
     """JPEG bytes with their times: frames every ``frame_interval`` s or ``frames_per_scene`` spread frames
     for a scene, one picture for an image."""
