@@ -21,6 +21,9 @@ from ai_tagger.modes import UNDOABLE, Mode
 from ai_tagger.report import MAX_REPORTED_ITEMS
 from ai_tagger.stash.client import StashClient
 
+PAGE = 100
+"""Items read from Stash in one query, as the journal pages them."""
+
 
 @dataclass
 class UndoSummary:
@@ -101,7 +104,7 @@ class Undo:
     def _items(self, run_ids: list[str]) -> None:
         total = self.journal.pending_count(run_ids) or 1
         seen = 0
-        for kind, ids in self.journal.pending_items(run_ids):
+        for kind, ids in self.journal.pending_items(run_ids, PAGE):
             current = self.client.current(kind, ids)
             for item_id in ids:
                 self._item(run_ids, kind, item_id, current.get(item_id))
@@ -133,8 +136,12 @@ class Undo:
         by_scene: dict[str, list[str]] = {}
         for scene_id, marker_id in self.journal.markers(run_ids):
             by_scene.setdefault(scene_id, []).append(marker_id)
+        scene_ids = list(by_scene)
+        current: dict[str, tuple[set[str], set[str]]] = {}
+        for start in range(0, len(scene_ids), PAGE):  # one query a page of scenes, not one per scene
+            current.update(self.client.current("scene", scene_ids[start : start + PAGE]))
         for scene_id, marker_ids in by_scene.items():
-            scene = self.client.current("scene", [scene_id]).get(scene_id)
+            scene = current.get(scene_id)
             existing = [m for m in marker_ids if scene is not None and m in scene[1]]
             self.summary.removed["markers"] += len(existing)
             if self.dry_run:
