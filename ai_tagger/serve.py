@@ -35,7 +35,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ai_tagger import __version__
-from ai_tagger.local.detector import MODELS, Detector, DetectorUnavailable, PictureError, aggregate, cpu_threads
+from ai_tagger.local.detector import (
+    MODELS,
+    Detector,
+    DetectorUnavailable,
+    PictureError,
+    aggregate,
+    available_cores,
+    cpu_threads,
+)
 
 MAX_BODY = 32_000_000
 """Bytes of one request body (32 MB): 64 frames at the default maxImageSide (768 px, tens of KB each) fit many times."""
@@ -339,14 +347,6 @@ class SidecarServer(ThreadingHTTPServer):
         self.log(f"connection from {client_address[0]} ended with {error.__name__ if error else 'an error'}")
 
 
-def default_workers() -> int:
-    """The CPUs this process may use, container limits included."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python3 -m ai_tagger.serve",
@@ -361,7 +361,7 @@ def _parser() -> argparse.ArgumentParser:
         "--api-key", help=f"require Authorization: <scheme> <key> on /labels and /models; or set {KEY_ENV}"
     )
     parser.add_argument(
-        "--workers", type=int, default=default_workers(), help="inferences at once (default: the CPU count)"
+        "--workers", type=int, default=available_cores(), help="inferences at once (default: the CPU count)"
     )
     return parser
 

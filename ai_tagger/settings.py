@@ -20,15 +20,16 @@ from pydantic.alias_generators import to_camel
 
 from ai_tagger.deps import data_dir  # noqa: F401 - kept importable from here; it lives in the stdlib-only module
 from ai_tagger.errors import SettingsError
+from ai_tagger.local.detector import MODELS
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
 STATUS_REVIEW = "AI_Review"
 STATUS_TAGS = (STATUS_TAGGED, STATUS_ERRORED, STATUS_REVIEW)
 LOCAL_PROVIDER = "local"
-LOCAL_MODELS = ("nudenet-320n",)
-"""Models of the built-in ``local`` provider; the first is the default (kept in step with
-``ai_tagger.local.detector.MODELS`` by a test, so settings need not import the detector)."""
+LOCAL_MODELS = MODELS
+"""Models of the built-in ``local`` provider; the first is the default. The detector module imports
+only the standard library at load time, so settings may take them from there."""
 
 
 class Settings(BaseModel):

@@ -166,7 +166,7 @@ def test_local_needs_no_gateway_and_defaults_to_its_detector():
     settings = Settings.from_stash({"provider": "local"})
     assert settings.model == "nudenet-320n" and settings.configured
     assert "None" not in settings.describe_model()
-    assert LOCAL_MODELS == detector.MODELS
+    assert LOCAL_MODELS == ("nudenet-320n",)
 
 
 def test_unknown_local_model_is_a_settings_error():

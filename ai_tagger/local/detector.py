@@ -111,14 +111,18 @@ def aggregate(frames: Sequence[Sequence[Mapping[str, Any]]]) -> list[Label]:
     return sorted(labels, key=lambda label: (-label.score, label.name))
 
 
-def cpu_threads() -> int:
-    """The cores this process may use (container limits included), at most 8: past that a
-    320x320 batch gains little and a shared server loses more."""
+def available_cores() -> int:
+    """The cores this process may use, container limits included."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+        return os.cpu_count() or 1
+
+
+def cpu_threads() -> int:
+    """The cores this process may use, at most 8: past that a 320x320 batch gains little and a
+    shared server loses more."""
+    return max(1, min(8, available_cores()))
 
 
 class Detector:
