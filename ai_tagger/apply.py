@@ -40,7 +40,7 @@ class Applier:
         book: TagBook,
         policy: Policy,
         log: Log,
-        cache: Cache | None,
+        cache: Cache,
         dry_run: bool,
         marker_tags: str = "",
         marker_end: bool = True,
@@ -58,8 +58,7 @@ class Applier:
         self.marker_tags = marker_tags
         self.markers = MarkerWriter(
             client=client,
-            # Without the cache (disableCache) markers are still written, from a ledger in memory.
-            cache=cache if cache is not None else Cache(None),
+            cache=cache,
             log=log,
             tag_name=lambda tag_id: self.book.vocabulary.tags[tag_id].name,
             with_end=marker_end,
@@ -182,9 +181,8 @@ class Applier:
     def _journal(
         self, kind: str, item_id: str, answer_key: str | None, applied: list[str], decision: Decision
     ) -> None:
-        if self.cache is not None:
-            review = [suggestion(v) for v in decision.review]
-            self.cache.record(JournalEntry(kind, item_id, answer_key, "tagged", applied, review))
+        review = [suggestion(v) for v in decision.review]
+        self.cache.record(JournalEntry(kind, item_id, answer_key, "tagged", applied, review))
 
 
 def suggestion(verdict: Verdict) -> dict[str, object]:

@@ -6,9 +6,9 @@ between leaves planned rows that the next writing run (or ``reapply``) finishes.
 only created for a tag the scene has in Stash, never where the scene already has a marker with
 the same primary tag overlapping it (anyone's), and never where the user deleted one of ours:
 a created marker missing from Stash becomes ``rejected`` and its moment is not marked again.
-Only markers the plugin created (rows in the ``markers`` table) are ever removed. With
-``disableCache`` the ledger is an in-memory one for the run: markers are written the same way,
-but a kill is not recovered and ``reapply`` (which needs the cache) does not apply.
+Only markers the plugin created (rows in the ``markers`` table) are ever removed. The ledger is
+the journal's SQLite file, which a run opens even with ``disableCache`` (that setting only stops
+reusing model answers), so kill recovery holds there too.
 """
 
 from __future__ import annotations

@@ -46,10 +46,10 @@ class Work:
     process: Callable[[Any], ItemResult]
 
 
-def work_for(mode: Mode, *, client: StashClient, tagger: Tagger, cache: Cache | None, settings: Settings) -> Work:
+def work_for(mode: Mode, *, client: StashClient, tagger: Tagger, cache: Cache, settings: Settings) -> Work:
     """The items the mode reads, from Stash's untagged items or from the journal."""
     if mode.source == "journal":
-        if cache is None or settings.disable_cache:
+        if settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
         return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
     available = sum(client.count_untagged(kind) for kind in mode.kinds)
@@ -85,7 +85,7 @@ def run(
     log: Log,
     ffmpeg: str,
     rules: Rules,
-    cache: Cache | None,
+    cache: Cache,
     limit: int | None = None,
     journal: Journal | None = None,
     marker_end: bool = True,
@@ -146,7 +146,7 @@ def _tag(
     client: StashClient,
     settings: Settings,
     log: Log,
-    cache: Cache | None,
+    cache: Cache,
     limit: int | None,
 ) -> None:
     """The run itself, adding to ``summary`` as items finish."""

@@ -39,7 +39,7 @@ class Tagger:
         dry_run: bool,
         vocabulary: Vocabulary,
         rules: Rules,
-        cache: Cache | None,
+        cache: Cache,
         marker_end: bool = True,
         journal: Journal | None = None,
         run_id: str | None = None,
