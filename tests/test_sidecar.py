@@ -175,7 +175,9 @@ def test_one_log_line_per_request_with_client_images_status_and_ms(tmp_path, jpe
     with sidecar(tmp_path / "serve.log", "--workers", "1") as server:
         post_labels(server.url, [jpegs["camera"]] * 3, key=None)
         requests.get(f"{server.url}/health", timeout=10)
-        lines = server.log().splitlines()
+    # Read once the server has stopped: a line is written after its answer is sent, so reading
+    # right after the last answer could miss it.
+    lines = server.log().splitlines()
 
     assert "nudenet-320n on http://127.0.0.1:" in lines[0] and "API key not required" in lines[0]
     assert len(lines) == 3
