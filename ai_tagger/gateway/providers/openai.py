@@ -5,7 +5,7 @@ speak this. Pictures go as ``image_url`` data URIs; the answer is asked for with
 and read leniently, since several servers ignore ``response_format``.
 
 The request stays plain chat-completions (``max_tokens`` included): thinking switches differ per
-server and some reject the others', so they are set server-side (see README). Reasoning that a
+server and some reject the others', so they are set server-side (docs/gateways-and-scaling.md). Reasoning that a
 server returns in ``reasoning_content``/``reasoning`` is never read as the answer.
 """
 
@@ -127,7 +127,7 @@ class OpenAIProvider:
             if not completion.cut and completion.reasoned and not completion.text.strip():
                 raise MalformedAnswer(
                     "the model answered only in its reasoning field and left content empty: turn its thinking "
-                    "off on the server (README, Thinking switches)"
+                    "off on the server (docs/gateways-and-scaling.md, Thinking switches)"
                 ) from None
             if not completion.cut:
                 raise
