@@ -3,8 +3,8 @@
 server, which runs the plugin as Stash does. Clicks accept and reject; the server and the
 journal say what happened; a screenshot lands in the test's output folder.
 
-Skips (with the reason) where Chromium, chromedriver or Selenium is missing; ``.ci/setup``
-installs Debian's ``chromium`` and ``chromium-driver`` so CI runs it. Nothing is downloaded:
+Installs Debian's ``chromium`` and ``chromium-driver`` on first use (``.ci/setup-browser``);
+skips (with the reason) where that fails or Selenium is missing. Nothing else is downloaded:
 the driver's path is given, so Selenium Manager never runs.
 """
 
@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.chromium import ensure_chromium
 from tests.browser.host import Host
 from tests.test_review import journal_db, seeded
 
-CHROMIUM = os.environ.get("AI_TAGGER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = os.environ.get("AI_TAGGER_CHROMEDRIVER") or shutil.which("chromedriver")
 SCREENSHOT = os.environ.get("AI_TAGGER_REVIEW_SCREENSHOT")
 """Also copy the screenshot here (how docs/review.png is made)."""
 
@@ -28,14 +27,16 @@ SCREENSHOT = os.environ.get("AI_TAGGER_REVIEW_SCREENSHOT")
 @pytest.fixture
 def browser(monkeypatch):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    if not CHROMIUM or not CHROMEDRIVER:
-        pytest.skip("Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
+    found = ensure_chromium()
+    if isinstance(found, str):
+        pytest.skip(found)
+    chromium, chromedriver = found
     monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager fetch a browser or driver
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,760"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
     driver.implicitly_wait(0)
     yield driver
     driver.quit()
