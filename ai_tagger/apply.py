@@ -98,17 +98,18 @@ class Applier:
             kind, item_id, "preview", decision, usage=answer.usage, calls=answer.calls, cached=answer.cached,
             markers=_report(spans),
         )  # fmt: skip
-        verb = "would tag " if self.dry_run else ""
-        note = f"{label}: {verb}{', '.join(v.label for v in decision.applied) or 'no tag passed'}"
+        applied = ", ".join(v.scored_label for v in decision.applied)
+        verb, nothing = ("would tag ", "no tag would pass") if self.dry_run else ("", "no tag passed")
+        note = f"{label}: {verb + applied if applied else nothing}"
         if decision.review:
-            note += f"; for review: {', '.join(v.label for v in decision.review)}"
+            note += f"; for review: {', '.join(v.scored_label for v in decision.review)}"
         if spans:
             note += f"; markers: {', '.join(describe(span) for span in spans)}"
         if answer.usage.total_tokens:
             note += f" ({answer.usage.total_tokens} tokens)"
         elif answer.cached:
             note += " (cached answer)"
-        self.log.debug(note)
+        (self.log.info if self.dry_run else self.log.debug)(note)  # the preview's listing, in Stash's log
         if self.dry_run:
             return result
         if kind == "scene":

@@ -98,6 +98,16 @@ def _installed(folder: Path) -> dict[str, str]:
     return dict(sorted(found.items(), key=lambda item: item[0].lower()))
 
 
+def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """What an install changed: on a fresh install every package is new."""
+    changed = [
+        f"{name} {before[name]} -> {version}" if name in before else f"{name} {version} (new)"
+        for name, version in after.items()
+        if before.get(name) != version
+    ]
+    return changed + [f"{name} {version} (removed)" for name, version in before.items() if name not in after]
+
+
 def _replace(staging: Path, target: Path) -> None:
     old = target.with_name(target.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -135,16 +145,11 @@ def install_deps(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log)
     before = _installed(target) if target.exists() else {}
     _replace(staging, target)
     installed = _installed(target)
-    changed = [
-        f"{name} {before[name]} -> {version}" if name in before else f"{name} {version} (new)"
-        for name, version in installed.items()
-        if before and before.get(name) != version
-    ]
+    changed = changes(before, installed)
     log.progress(1.0)
     listing = ", ".join(f"{name} {version}" for name, version in installed.items())
     log.info(f"installed for {sys.executable} into {target}: {listing}")
-    if before:
-        log.info(f"changed since the last install: {', '.join(changed) or 'nothing'}")
+    log.info(f"changed since the last install: {', '.join(changed) or 'nothing'}")
     return {
         "target": str(target),
         "python": sys.executable,

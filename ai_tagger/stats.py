@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ai_tagger.decide.decision import percent
 from ai_tagger.journal import Journal
 from ai_tagger.log import Log
 from ai_tagger.report import MAX_REPORTED_ITEMS
@@ -36,7 +37,7 @@ def report(*, client: StashClient, journal: Journal, settings: Settings, log: Lo
     for row in tags[:20]:
         log.info(
             f"{row['tag']}: applied {row['applied']}, rejected {row['rejected']} ({row['rejection_rate']:.0%}); "
-            f"mean score rejected {row['mean_score_rejected']}, kept {row['mean_score_kept']}"
+            f"mean score rejected {percent(row['mean_score_rejected'])}, kept {percent(row['mean_score_kept'])}"
         )
     for row in moved:
         log.info(f"learnThresholds: {row['tag']} -> {row['threshold']:g}%: {row['why']}")

@@ -18,6 +18,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
+from ai_tagger.decide.decision import percent
 from tests import media, runner
 from tests.servers.model_server import FakeModel
 from tests.servers.stash_server import FakeStash
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         result = done.result
         output = result["output"] or {}
         scores = {
-            (row["kind"], row["id"]): ", ".join(f"{c['tag']} {c['score']:.2f}" for c in row.get("candidates", []))
+            (row["kind"], row["id"]): ", ".join(f"{c['tag']} {percent(c['score'])}" for c in row.get("candidates", []))
             for row in output.get("items", [])
         }
         width = max(len(d) for _, _, d in rows)

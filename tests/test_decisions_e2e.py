@@ -89,6 +89,17 @@ def test_review_tier_keeps_suggestions_without_applying_them(stash, model, tmp_p
     assert suggestion["rule"] == "minConfidence: 60%; reviewConfidence: 30%", "the review page shows why"
 
 
+def test_preview_lists_each_item_in_stashs_log_with_scores_in_percent(stash, model, tmp_path):
+    white = stash.add_image(media.make_image(tmp_path / "w.jpg", "white"))
+    configure(stash, model, minConfidence=60, reviewConfidence=30)
+
+    run = run_plugin(stash, {"mode": "preview"})
+
+    listing = f"image {white} (w.jpg): no tag would pass; for review: Bright 35% ("
+    assert any(line.startswith(listing) for line in run.log_lines("i")), run.log_lines("i")
+    assert candidates(run)["Bright"]["score"] == 0.35, "the output's fields keep their 0..1 scale"
+
+
 def test_review_tier_is_off_by_default(stash, model, tmp_path):
     white = stash.add_image(media.make_image(tmp_path / "w.jpg", "white"))
 

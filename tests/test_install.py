@@ -8,7 +8,9 @@ The interpreters are real (a fresh virtualenv; a non-venv copy of the base inter
 from __future__ import annotations
 
 import io
+import json
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -64,6 +66,7 @@ def install_then_tag(stash, python: Path, plugin_dir: Path, video: Path) -> None
     assert installed.returncode == 0, installed.stderr
     assert installed.error is None
     assert {"pydantic", "requests", "pillow", "pyyaml"} <= {name.lower() for name in installed.output["installed"]}
+    assert installed.output["changed"] == [f"{n} {v} (new)" for n, v in installed.output["installed"].items()]
     assert installed.output["target"] == str(deps_folder(stash))
     assert (deps_folder(stash) / "pydantic").is_dir() and (deps_folder(stash) / "yaml").is_dir()
     assert any(line.startswith("Successfully installed") for line in installed.log_lines("i")), "pip's output is logged"
@@ -143,3 +146,36 @@ def test_provider_local_adds_requirements_local_when_the_plugin_ships_it(tmp_pat
     local.write_text("nudenet\n")
     assert install.requirements("local", Log(stream)) == [deps.REQUIREMENTS, local]
     assert install.requirements("openai", Log(stream)) == [deps.REQUIREMENTS]
+
+
+FAKE_PIP = """
+import json, pathlib, sys
+for name, version in json.loads(sys.argv[2]).items():
+    info = pathlib.Path(sys.argv[1], f"{name}-{version}.dist-info")
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n")
+print("Successfully installed", *json.loads(sys.argv[2]))
+"""
+
+
+def test_install_lists_every_package_on_a_fresh_install_then_only_what_changed(tmp_path, monkeypatch):
+    packages = {"pydantic": "2.9.0", "requests": "2.32.3"}
+    monkeypatch.setattr(
+        deps, "pip_command", lambda target, files: [sys.executable, "-c", FAKE_PIP, str(target), json.dumps(packages)]
+    )
+    raw = {"server_connection": {"Dir": str(tmp_path)}, "args": {"mode": "install_deps"}}
+    stream = io.StringIO()
+
+    fresh, error = install.install_deps(raw, {"provider": "openai"}, Log(stream))
+
+    assert error is None
+    assert fresh["changed"] == ["pydantic 2.9.0 (new)", "requests 2.32.3 (new)"]
+    assert "changed since the last install: pydantic 2.9.0 (new), requests 2.32.3 (new)" in stream.getvalue()
+
+    again, _ = install.install_deps(raw, {"provider": "openai"}, Log(io.StringIO()))
+    assert again["changed"] == []
+
+    packages.update(pydantic="2.10.1", pillow="11.0.0")
+    del packages["requests"]
+    updated, _ = install.install_deps(raw, {"provider": "openai"}, Log(io.StringIO()))
+    assert updated["changed"] == ["pillow 11.0.0 (new)", "pydantic 2.9.0 -> 2.10.1", "requests 2.32.3 (removed)"]

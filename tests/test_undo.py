@@ -130,8 +130,11 @@ def test_reapply_and_later_runs_never_re_add_a_tag_the_user_removed(stash, model
     assert "Red" not in row["tags"]
     assert any(c["tag"] == "Red" and c["outcome"] == "rejected by user" for c in row["candidates"])
     assert retagged["processed"] == 1 and stash.tags_of_image(image) == {"AI_Tagged"}
-    report = ok(run_plugin(stash, {"mode": "report"}))
+    reported = run_plugin(stash, {"mode": "report"})
+    report = ok(reported)
     by_tag = {row["tag"]: row for row in report["tags"]}
+    red_rejected = round(by_tag["Red"]["mean_score_rejected"] * 100)
+    assert f"Red: applied 1, rejected 1 (100%); mean score rejected {red_rejected}%, kept -" in reported.log_lines("i")
     assert by_tag["Red"]["applied"] == 1 and by_tag["Red"]["rejected"] == 1
     assert by_tag["Water"]["applied"] == 2 and by_tag["Water"]["rejection_rate"] == 0.5
     assert by_tag["Red"]["mean_score_rejected"] is not None and by_tag["Red"]["mean_score_kept"] is None

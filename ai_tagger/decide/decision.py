@@ -80,6 +80,11 @@ class Policy:
         )
 
 
+def percent(fraction: float | None) -> str:
+    """A 0..1 score or confidence as people read it next to the thresholds: ``0.823`` -> ``82%``."""
+    return "-" if fraction is None else f"{fraction * 100:.0f}%"
+
+
 @dataclass(frozen=True)
 class Verdict:
     name: str
@@ -98,6 +103,11 @@ class Verdict:
     def label(self) -> str:
         """The tag's name as it will appear in Stash."""
         return self.tag.name if self.tag else self.name
+
+    @property
+    def scored_label(self) -> str:
+        """``Dog 82%``: the name with its score on the percentage scale of every threshold."""
+        return f"{self.label} {percent(self.score)}" if self.confidence is not None else f"{self.label} (unscored)"
 
     def describe(self) -> dict[str, object]:
         return {
