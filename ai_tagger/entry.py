@@ -42,10 +42,32 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+MODE_HELP = {
+    "tag_untagged": "tag every scene and image that has no tags (the default)",
+    "tag_scenes": "tag untagged scenes only",
+    "tag_images": "tag untagged images only",
+    "preview": "dry run: what the first previewItems untagged items would get, and the cost of all",
+    "reapply": "re-decide tagged items from cached answers with today's settings (no model call)",
+    "undo_last": "take back what the last tagging run added (--dry-run: only list it)",
+    "remove_ai": "take back everything AI Tagger ever added (--dry-run: only list it)",
+    "report": "per tag: applied and rejected by you; per run: items, tags, tokens, errors",
+    "review_list": "the review page's queue of suggestions, as JSON",
+    "review_decide": "accept or reject suggestions (the review page's operation)",
+    "install_deps": "install the plugin's Python packages for this Python (pip --target, never system-wide)",
+}
+"""One line per mode for ``--help``; a test checks every mode has one."""
+
+
 def _parser() -> _Parser:
+    modes = "\n".join(f"  {mode:<14} {MODE_HELP.get(mode, '')}".rstrip() for mode in MODES)
     parser = _Parser(
         prog="python -m ai_tagger",
-        description="Run AI Tagger against a Stash server from the command line (settings come from Stash).",
+        description="Run AI Tagger against a Stash server from the command line, as Stash's tasks do:\n"
+        "settings come from Stash (--set overrides one), the result is JSON on stdout, logs go to\n"
+        "stderr, and the exit code is 1 when the run failed.",
+        epilog=f"modes (--mode):\n{modes}\n\nThe local model as an HTTP sidecar: python -m ai_tagger.serve --help.\n"
+        "Docs: README.md and docs/command-line.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--stash-url",
@@ -53,7 +75,7 @@ def _parser() -> _Parser:
         help="Stash's address, e.g. http://localhost:9999, localhost:9999 or https://host/stash behind a proxy",
     )
     parser.add_argument("--api-key", help="Stash API key (Settings > Security); or set STASH_API_KEY")
-    parser.add_argument("--mode", choices=MODES, default="tag_untagged")
+    parser.add_argument("--mode", choices=MODES, default="tag_untagged", metavar="MODE", help="what to do (below)")
     parser.add_argument("--limit", help="process at most this many items (0 to 1000000000)")
     parser.add_argument(
         "--dry-run", action="store_true", help="undo_last / remove_ai: list what would be removed, change nothing"

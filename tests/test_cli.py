@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from ai_tagger import MODES
 from tests import media
 from tests.conftest import REPO
 
@@ -47,3 +48,14 @@ def test_cli_without_credentials_exits_non_zero(stash, model):
 
     assert done.returncode == 1
     assert "credentials" in json.loads(done.stdout)["error"]
+
+
+def test_help_explains_every_mode_in_one_line():
+    done = run_cli("--help")
+
+    assert done.returncode == 0
+    modes = done.stdout.split("modes (--mode):\n", 1)[1]
+    for mode in MODES:
+        [line] = [line for line in modes.splitlines() if line.split()[:1] == [mode]]
+        assert len(line.split()) > 3, f"{mode} has no explanation in --help"
+    assert "docs/command-line.md" in done.stdout
