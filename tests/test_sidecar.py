@@ -301,7 +301,7 @@ def test_plugin_zip_ships_the_server_but_not_the_docker_files():
 
 
 def test_dockerfile_and_compose_run_the_sidecar_next_to_stash():
-    """No Docker daemon here: the files are checked for what docs/local-model.md promises."""
+    """No Docker daemon here: the files are checked for what the README and docs/local-model.md promise."""
     dockerfile = (REPO / "Dockerfile").read_text()
     compose = yaml.safe_load((REPO / "docker-compose.sidecar.yml").read_text())
 
@@ -314,6 +314,7 @@ def test_dockerfile_and_compose_run_the_sidecar_next_to_stash():
     sidecar_service = services["ai-tagger-local"]
     assert sidecar_service["build"]["dockerfile"] == "Dockerfile"
     assert "AI_TAGGER_SERVE_KEY" in sidecar_service["environment"]
-    page = (REPO / "docs" / "local-model.md").read_text()
-    assert "## Local model with Stash in Docker" in page
-    assert "http://ai-tagger-local:8765" in page and "nudenet-320n" in page
+    for promise in (REPO / "README.md", REPO / "docs" / "local-model.md"):
+        text = promise.read_text()
+        assert "## Local model with Stash in Docker" in text, promise
+        assert "http://ai-tagger-local:8765" in text and "nudenet-320n" in text, promise
