@@ -136,6 +136,29 @@ CREATE TABLE IF NOT EXISTS markers (
 CREATE INDEX IF NOT EXISTS markers_scene ON markers (scene_id);
 CREATE INDEX IF NOT EXISTS markers_state ON markers (state);
 """,
+    # The analyzer seam (issue 24): an answer's description, and what a run wrote to an item
+    # besides tags (``field``: ``performer`` with the performer's id, ``details`` with the text),
+    # journaled like ``writes`` so undo takes back exactly that.
+    """
+ALTER TABLE answers ADD COLUMN description TEXT;
+CREATE TABLE IF NOT EXISTS field_writes (
+    run_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    had INTEGER NOT NULL,
+    score REAL,
+    rule TEXT,
+    done REAL,
+    undone REAL,
+    dropped REAL,
+    rejected REAL,
+    PRIMARY KEY (run_id, kind, item_id, field, value)
+);
+CREATE INDEX IF NOT EXISTS field_writes_by_item ON field_writes (kind, item_id);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -194,15 +217,13 @@ def answer_key(*parts: object) -> str:
 class Cache:
     """Thread-safe; every write is its own committed transaction."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.reset_reason: str | None = None
         self._lock = threading.Lock()
         self._db = self._open()
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path is None:
-            return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         try:
@@ -229,8 +250,6 @@ class Cache:
         except sqlite3.DatabaseError as exc:
             if db is not None:
                 db.close()
-            if self.path is None:
-                raise
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             for suffix in ("", "-wal", "-shm"):
                 part = Path(f"{self.path}{suffix}")
@@ -251,7 +270,8 @@ class Cache:
         """
         with self._lock:
             row = self._db.execute(
-                "SELECT candidates, frame_count, times FROM answers LEFT JOIN answer_times USING (key) WHERE key = ?",
+                "SELECT candidates, frame_count, times, description FROM answers LEFT JOIN answer_times USING (key) "
+                "WHERE key = ?",
                 (key,),
             ).fetchone()
         if row is None:
@@ -261,7 +281,10 @@ class Cache:
             times = tuple(float(t) for t in json.loads(row[2] or "[]"))
         except (ValueError, TypeError):
             return None
-        return TagAnswer(candidates, Usage(), calls=0, frame_count=int(row[1]), key=key, cached=True, times=times)
+        return TagAnswer(
+            candidates, Usage(), calls=0, frame_count=int(row[1]), key=key, cached=True, times=times,
+            description=row[3],
+        )  # fmt: skip
 
     def put(
         self,
@@ -271,6 +294,7 @@ class Cache:
         frame_count: int,
         usage: Usage,
         times: tuple[float, ...] = (),
+        description: str | None = None,
     ) -> None:
         """Store an answer, and its frames' times (for markers) in the same transaction."""
         payload = json.dumps([c.model_dump(mode="json") for c in candidates])
@@ -278,8 +302,11 @@ class Cache:
             self._db.execute("BEGIN")
             try:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, fingerprint, payload, frame_count, usage.prompt_tokens, usage.completion_tokens, time.time()),
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key, fingerprint, payload, frame_count, usage.prompt_tokens, usage.completion_tokens,
+                        time.time(), description,
+                    ),  # fmt: skip
                 )
                 if times:
                     self._db.execute("INSERT OR REPLACE INTO answer_times VALUES (?, ?)", (key, json.dumps(times)))

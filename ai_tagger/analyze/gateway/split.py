@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
-from ai_tagger.decide.normalize import key
+from ai_tagger.stash.names import key
 
 
 def chunks(count: int, size: int) -> list[tuple[int, int]]:
@@ -51,4 +51,5 @@ def merge(parts: Sequence[tuple[int, TagAnswer]]) -> TagAnswer:
                     "opt_in": kept.opt_in and shifted.opt_in,
                 }
             )
-    return TagAnswer(list(merged.values()), usage, calls=calls, notes=notes)
+    description = next((answer.description for _, answer in parts if answer.description), None)
+    return TagAnswer(list(merged.values()), usage, calls=calls, notes=notes, description=description)

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ai_tagger.analyze.gateway.answer import MalformedAnswer, Reading, answer_schema, read_answer
-from ai_tagger.analyze.gateway.base import GatewayConfig, GatewayError, Note, TagAnswer, TagRequest, Usage, register
+from ai_tagger.analyze.gateway.base import GatewayConfig, Note, TagAnswer, TagRequest, Usage, register
 from ai_tagger.analyze.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
 from ai_tagger.analyze.gateway.prompt import SYSTEM_PROMPT, user_text
+from ai_tagger.errors import GatewayError
 
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings
@@ -86,9 +87,10 @@ class OpenAIProvider:
             self.token_field: max_tokens,
         }
         if self.use_schema:
+            schema = answer_schema(request.allowed_names, describe=request.describe)
             payload["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "tags", "schema": answer_schema(request.allowed_names), "strict": True},
+                "json_schema": {"name": "tags", "schema": schema, "strict": True},
             }
         return payload
 
@@ -144,7 +146,7 @@ class OpenAIProvider:
                 told, self._told_zero_based = self._told_zero_based, True
             if not told:
                 notes.append(Note("info", "the model numbers frames from 0: its citations are shifted by one"))
-        return TagAnswer(reading.candidates, usage, calls=calls, notes=notes)
+        return TagAnswer(reading.candidates, usage, calls=calls, notes=notes, description=reading.description)
 
     def describe(self, request: TagRequest) -> TagAnswer:
         """Ask once, and once more when the answer is unusable or was cut by the token limit.
