@@ -49,7 +49,7 @@ def work_for(context: RunContext, tagger: Tagger) -> Work:
     if mode.source == Source.JOURNAL:
         if context.settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
-        return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
+        return Work(cache.processed_count(mode.kinds), cache.processed(mode.kinds), tagger.reapply)
     available = sum(client.count_untagged(kind) for kind in mode.kinds)
     items = itertools.chain.from_iterable(client.untagged(kind) for kind in mode.kinds)
     return Work(available, items, tagger.process)
