@@ -92,6 +92,12 @@ def suggested(browser: chromium.Browser, item: str, kind: str = "scene") -> list
     return [e.get_attribute("data-tag") for e in browser.all(css)]
 
 
+def thumbnails_loaded(browser: chromium.Browser, count: int) -> None:
+    loaded = "return [...document.querySelectorAll('.ai-tagger-thumb img')].map(i => i.complete && i.naturalWidth)"
+    browser.wait(lambda d: (lambda sizes: len(sizes) == count and all(sizes))(d.execute_script(loaded)),
+                 "the thumbnails never loaded")
+
+
 def keep_screenshot(browser: chromium.Browser, tmp_path: Path, name: str) -> Path:
     shot = tmp_path / name
     browser.driver.save_screenshot(str(shot))
@@ -123,9 +129,7 @@ def test_review_page_after_a_tagging_run_accepts_rejects_and_takes_keys(web, bro
     assert suggested(browser, scene) == ["Red", "Outdoors", "Water"]
     assert chip(browser, scene, "Red").find_element("css selector", ".ai-tagger-score-text").text == "45%"
     assert chip(browser, image, "Beach", "image").find_element("css selector", ".ai-tagger-score-text").text == "70%"
-    loaded = "return [...document.querySelectorAll('.ai-tagger-thumb img')].map(i => i.complete && i.naturalWidth)"
-    browser.wait(lambda d: all(d.execute_script(loaded)) and len(d.execute_script(loaded)) == 2,
-                 "the thumbnails never loaded")
+    thumbnails_loaded(browser, 2)
 
     chip(browser, scene, "Red").find_element("css selector", ".ai-tagger-accept").click()
     browser.find(".ai-tagger-notice", "accepted Red")
@@ -238,7 +242,7 @@ def test_settings_plugins_shows_every_setting_and_a_changed_threshold_is_used_ne
 def test_review_page_fits_desktop_and_phone_and_its_nav_entry_lines_up(web, browser, model, tmp_path):
     seeded(web, model, tmp_path)
     open_page(browser, web, ROUTE)
-    browser.find(".ai-tagger-card")
+    thumbnails_loaded(browser, 2)
     idle(browser)
     rect = "const r = arguments[0].getBoundingClientRect(); return [r.top, r.bottom];"
     ours = browser.driver.execute_script(rect, browser.find(".ai-tagger-nav .btn"))
@@ -246,7 +250,7 @@ def test_review_page_fits_desktop_and_phone_and_its_nav_entry_lines_up(web, brow
     assert ours == pytest.approx(stats, abs=1), "the entry sits on the same line as Stash's own buttons"
     overflow = "return document.documentElement.scrollWidth - window.innerWidth"
     assert browser.driver.execute_script(overflow) <= 0
-    keep_screenshot(browser, tmp_path, "review-desktop.png")
+    keep_screenshot(browser, tmp_path, "review.png")
 
     browser.size(*chromium.PHONE)
     browser.wait(lambda d: d.execute_script("return window.innerWidth") == chromium.PHONE[0], "never resized")
@@ -255,3 +259,5 @@ def test_review_page_fits_desktop_and_phone_and_its_nav_entry_lines_up(web, brow
     right = f"return Math.max(...{cards}.map(c => c.getBoundingClientRect().right))"
     assert browser.driver.execute_script(right) <= chromium.PHONE[0]
     keep_screenshot(browser, tmp_path, "review-phone.png")
+    browser.find(".nav-menu-toggle").click()  # on a phone Stash's utility items live in its menu
+    browser.find(".navbar-collapse .ai-tagger-nav")
