@@ -261,3 +261,48 @@ def test_review_page_fits_desktop_and_phone_and_its_nav_entry_lines_up(web, brow
     keep_screenshot(browser, tmp_path, "review-phone.png")
     browser.find(".nav-menu-toggle").click()  # on a phone Stash's utility items live in its menu
     browser.find(".navbar-collapse .ai-tagger-nav")
+
+
+STUB_REVIEW = """
+const [items, decisions] = [arguments[0], []];
+window.__aiTaggerDecisions = decisions;
+const realFetch = window.fetch;
+window.fetch = async (url, init) => {
+  const body = init && init.body ? JSON.parse(init.body) : null;
+  const args = body && body.variables && body.variables.args;
+  if (!args || !String(url).endsWith("/graphql")) return realFetch(url, init);
+  if (args.mode === "review_decide") decisions.push(args);
+  const output = args.mode === "review_list"
+    ? {items: items, total: items.length, pages: 1, notes: [], settings: {}}
+    : {accepted: args.accept || [], rejected: args.reject || [], already_decided: [], removed: [], pending: 1};
+  return new Response(JSON.stringify({data: {runPluginOperation: output}}),
+                      {headers: {"Content-Type": "application/json"}});
+};"""
+"""The plugin's answer for kinds it does not produce yet (performers, descriptions: issue 24's seam),
+given to the page in place of runPluginOperation's; every other request goes to the server."""
+
+
+def test_suggestions_of_other_kinds_show_picture_name_and_text_with_accept_and_reject(web, browser, model, tmp_path):
+    scene, _ = seeded(web, model, tmp_path)
+    item = {"kind": "scene", "id": scene, "title": "Four colours", "url": f"/scenes/{scene}",
+            "thumbnail": f"{web.url}/scene/{scene}/screenshot", "applied": [], "suggestions": [
+                {"kind": "performer", "name": "Jane Doe", "image": f"{web.url}/scene/{scene}/screenshot",
+                 "score": 0.81, "confidence": 0.81},
+                {"kind": "description", "text": "A room lit red, then green, blue and white.", "score": 0.7},
+                {"kind": "speech", "name": "hello there", "score": 0.5}]}
+    open_page(browser, web, "/")
+    browser.driver.execute_script(STUB_REVIEW, [item])
+    browser.find(".ai-tagger-nav").click()
+
+    performer = chip(browser, scene, "Jane Doe")
+    assert performer.get_attribute("data-kind") == "performer" and "81%" in performer.text
+    picture = performer.find_element("css selector", "img.ai-tagger-performer")
+    browser.wait(lambda d: d.execute_script("return arguments[0].naturalWidth", picture), "no performer picture")
+    assert "A room lit red" in chip(browser, scene, "description").text
+    assert "hello there" in chip(browser, scene, "hello there").text, "an unknown kind shows its name"
+    performer.find_element("css selector", ".ai-tagger-accept").click()
+    browser.find(".ai-tagger-notice", "accepted Jane Doe")
+    chip(browser, scene, "description").find_element("css selector", ".ai-tagger-reject").click()
+    browser.find(".ai-tagger-notice", "rejected description")
+    decisions = browser.driver.execute_script("return window.__aiTaggerDecisions")
+    assert [(d["accept"], d["reject"]) for d in decisions] == [(["Jane Doe"], []), ([], ["description"])]

@@ -352,6 +352,8 @@
         "li",
         { key: (pending ? "s" : "a") + nameOf(tag), className: "ai-tagger-panel-item", "data-tag": nameOf(tag) },
         h("strong", null, nameOf(tag)),
+        tag.kind && tag.kind !== "tag" && tag.kind !== nameOf(tag) ? h("span", { className: "badge badge-secondary ai-tagger-kind" }, tag.kind) : null,
+        tag.text ? h("div", { className: "ai-tagger-description" }, tag.text) : null,
         " ",
         h("span", { className: "badge " + (pending ? "badge-warning" : "badge-info") }, pending ? "waiting for review" : "applied"),
         h("div", { className: "ai-tagger-why text-muted" }, why(tag)),
