@@ -213,7 +213,11 @@ def test_settings_plugins_shows_every_setting_and_a_changed_threshold_is_used_ne
                                         "minConfidence": 90, "reviewConfidence": 30})
     open_page(browser, web, "/settings?tab=plugins")
     browser.find(".setting-group .setting h3", "AI Tagger")
-    for key, setting in load_manifest()["settings"].items():
+    manifest = load_manifest()
+    for hook in manifest["hooks"]:
+        browser.find(".setting h6", hook["name"])
+        browser.find(".setting small.text-muted", hook["description"])
+    for key, setting in manifest["settings"].items():
         element = browser.find(f"#plugin-{PLUGIN_ID}-{key}", shown=False)
         row = element if setting["type"] != "BOOLEAN" else element.find_element(
             "xpath", "ancestor::div[contains(concat(' ', @class, ' '), ' setting ')][1]")
