@@ -159,7 +159,9 @@ def test_scene_tab_and_image_panel_show_suggestions_and_applied_tags_with_accept
         web, browser, model, tmp_path):
     scene, image = seeded(web, model, tmp_path)
     open_page(browser, web, f"/scenes/{scene}")
-    browser.find(".ai-tagger-tab", "AI").click()
+    tab = browser.find(".ai-tagger-tab", "AI")
+    assert not browser.all(".ai-tagger-panel"), "the panel (one plugin run) waits until its tab is opened"
+    tab.click()
     panel = f'.ai-tagger-panel[data-kind="scene"][data-id="{scene}"]'
     red = browser.find(f'{panel} .ai-tagger-pending [data-tag="Red"]')
     assert "score 45%" in red.text and "waiting for review" in red.text

@@ -422,7 +422,8 @@
         return withChildren(arguments, tab);
       });
       api.patch.before("ScenePage.TabContent", function (props) {
-        const pane = h(bootstrap.Tab.Pane, { key: "ai-tagger", eventKey: "ai-tagger-panel" }, h(AiPanel, { kind: "scene", id: props.scene.id }));
+        // mountOnEnter: the plugin is asked (one process start) only when the tab is opened.
+        const pane = h(bootstrap.Tab.Pane, { key: "ai-tagger", eventKey: "ai-tagger-panel", mountOnEnter: true }, h(AiPanel, { kind: "scene", id: props.scene.id }));
         return withChildren(arguments, pane);
       });
     }
