@@ -23,9 +23,13 @@
     "mutation AiTaggerOperation($plugin_id: ID!, $args: Map) " +
     "{ runPluginOperation(plugin_id: $plugin_id, args: $args) }";
 
-  function graphqlUrl() {
+  function baseHref() {
     const base = document.querySelector("base");
-    return new URL("graphql", base ? base.href : window.location.origin + "/").toString();
+    return base ? base.href : window.location.origin + "/";
+  }
+
+  function graphqlUrl() {
+    return new URL("graphql", baseHref()).toString();
   }
 
   async function operation(args) {
@@ -74,10 +78,23 @@
     return h("a", Object.assign({ href: href }, props), children);
   }
 
-  // A suggestion's name as review_decide takes it back: a tag's name, a performer's name, or the
-  // kind itself for a description (one per item). Kinds this page does not know are shown by name.
+  // What a suggestion is called on screen: a tag's or performer's name, else its kind (a description).
   function nameOf(s) {
-    return s.tag || s.name || s.performer || (s.kind && s.kind !== "tag" ? s.kind : "") || "";
+    return s.tag || s.performer || s.name || (s.kind && s.kind !== "tag" ? s.kind : "") || "";
+  }
+
+  // How review_decide takes a suggestion back in accept/reject: a tag by its name, a performer as
+  // {kind: "performer", id}; other kinds the same way, as {kind, id}.
+  function refOf(s) {
+    if (!s.kind || s.kind === "tag") return s.tag;
+    const id = s[s.kind + "_id"] || s.id;
+    return id === undefined ? { kind: s.kind } : { kind: s.kind, id: String(id) };
+  }
+
+  // A performer's picture as Stash serves it (its own placeholder when the performer has none).
+  function pictureOf(s) {
+    if (s.image || s.image_path) return samePage(s.image || s.image_path);
+    return s.kind === "performer" && s.performer_id ? new URL("performer/" + s.performer_id + "/image", baseHref()).pathname : null;
   }
 
   function why(tag) {
@@ -96,11 +113,11 @@
     const score = typeof tag.score === "number" ? Math.max(0, Math.min(1, tag.score)) : 0;
     const className =
       "ai-tagger-chip ai-tagger-kind-" + kind + (props.applied ? " ai-tagger-chip-applied" : "") + (props.focused ? " ai-tagger-focused" : "");
-    const picture = tag.image || tag.image_path;
+    const picture = pictureOf(tag);
     return h(
       "div",
       { className: className, title: why(tag), "data-tag": name, "data-kind": kind, onClick: props.onFocus },
-      picture ? h("img", { className: "ai-tagger-performer", src: samePage(picture), alt: name }) : null,
+      picture ? h("img", { className: "ai-tagger-performer", src: picture, alt: name }) : null,
       kind !== "tag" ? h("span", { className: "ai-tagger-kind badge badge-secondary" }, kind) : null,
       kind === "description"
         ? h("span", { className: "ai-tagger-chip-name ai-tagger-description" }, tag.text || tag.details || tag.description || "")
@@ -125,7 +142,7 @@
   function Card(props) {
     const item = props.item;
     const decide = props.decide;
-    const names = item.suggestions.map(nameOf);
+    const refs = item.suggestions.map(refOf);
     return h(
       "div",
       {
@@ -152,17 +169,17 @@
               busy: props.busy,
               focused: props.focused && props.chip === index,
               onFocus: () => props.onFocus(index),
-              onAccept: () => decide(item, [nameOf(tag)], []),
-              onReject: () => decide(item, [], [nameOf(tag)]),
+              onAccept: () => decide(item, [refOf(tag)], []),
+              onReject: () => decide(item, [], [refOf(tag)]),
             })
           )
         ),
-        names.length
+        refs.length
           ? h(
               "div",
               { className: "ai-tagger-actions" },
-              h("button", { type: "button", className: "btn btn-sm btn-success ai-tagger-accept-all", disabled: props.busy, onClick: () => decide(item, names, []) }, "Accept all"),
-              h("button", { type: "button", className: "btn btn-sm btn-danger ai-tagger-reject-all", disabled: props.busy, onClick: () => decide(item, [], names) }, "Reject all")
+              h("button", { type: "button", className: "btn btn-sm btn-success ai-tagger-accept-all", disabled: props.busy, onClick: () => decide(item, refs, []) }, "Accept all"),
+              h("button", { type: "button", className: "btn btn-sm btn-danger ai-tagger-reject-all", disabled: props.busy, onClick: () => decide(item, [], refs) }, "Reject all")
             )
           : null,
         item.applied.length
@@ -171,7 +188,7 @@
               { className: "ai-tagger-applied" },
               h("span", { className: "ai-tagger-label" }, "Applied by AI Tagger:"),
               item.applied.map((tag) =>
-                h(Chip, { key: "a" + (tag.tag_id || nameOf(tag)), tag: tag, applied: true, busy: props.busy, onFocus: () => null, onReject: () => decide(item, [], [nameOf(tag)]) })
+                h(Chip, { key: "a" + (tag.tag_id || nameOf(tag)), tag: tag, applied: true, busy: props.busy, onFocus: () => null, onReject: () => decide(item, [], [refOf(tag)]) })
               )
             )
           : null
@@ -240,8 +257,10 @@
         return operation({ mode: "review_decide", kind: item.kind, id: item.id, accept: accept, reject: reject })
           .then((answer) => {
             const parts = [];
-            if (answer.accepted.length) parts.push("accepted " + answer.accepted.join(", "));
-            if (answer.rejected.length) parts.push("rejected " + answer.rejected.join(", "));
+            const accepted = answer.accepted.concat(answer.performers_accepted || []);
+            const rejected = answer.rejected.concat(answer.performers_rejected || []);
+            if (accepted.length) parts.push("accepted " + accepted.join(", "));
+            if (rejected.length) parts.push("rejected " + rejected.join(", "));
             if (answer.already_decided.length) parts.push("already decided: " + answer.already_decided.join(", "));
             setNotice(item.title + ": " + (parts.join("; ") || "nothing changed"));
             return load(page);
@@ -268,8 +287,8 @@
           const chip = Math.max(0, Math.min(chips - 1, focus.chip + (event.key === "ArrowRight" ? 1 : -1)));
           setFocus({ item: focus.item, chip: chip });
         } else if ((event.key === "a" || event.key === "r") && chips) {
-          const name = nameOf(item.suggestions[Math.min(focus.chip, chips - 1)]);
-          decide(item, event.key === "a" ? [name] : [], event.key === "r" ? [name] : []);
+          const ref = refOf(item.suggestions[Math.min(focus.chip, chips - 1)]);
+          decide(item, event.key === "a" ? [ref] : [], event.key === "r" ? [ref] : []);
         } else {
           return;
         }
@@ -350,7 +369,8 @@
     const row = (tag, pending) =>
       h(
         "li",
-        { key: (pending ? "s" : "a") + nameOf(tag), className: "ai-tagger-panel-item", "data-tag": nameOf(tag) },
+        { key: (pending ? "s" : "a") + (tag.kind || "tag") + nameOf(tag), className: "ai-tagger-panel-item", "data-tag": nameOf(tag), "data-kind": tag.kind || "tag" },
+        pictureOf(tag) ? h("img", { className: "ai-tagger-performer", src: pictureOf(tag), alt: nameOf(tag) }) : null,
         h("strong", null, nameOf(tag)),
         tag.kind && tag.kind !== "tag" && tag.kind !== nameOf(tag) ? h("span", { className: "badge badge-secondary ai-tagger-kind" }, tag.kind) : null,
         tag.text ? h("div", { className: "ai-tagger-description" }, tag.text) : null,
@@ -358,9 +378,9 @@
         h("span", { className: "badge " + (pending ? "badge-warning" : "badge-info") }, pending ? "waiting for review" : "applied"),
         h("div", { className: "ai-tagger-why text-muted" }, why(tag)),
         pending
-          ? h("button", { type: "button", className: "btn btn-sm btn-success ai-tagger-accept", disabled: busy, onClick: () => decide([nameOf(tag)], []) }, "Accept")
+          ? h("button", { type: "button", className: "btn btn-sm btn-success ai-tagger-accept", disabled: busy, onClick: () => decide([refOf(tag)], []) }, "Accept")
           : null,
-        h("button", { type: "button", className: "btn btn-sm btn-danger ai-tagger-reject", disabled: busy, onClick: () => decide([], [nameOf(tag)]) }, "Reject")
+        h("button", { type: "button", className: "btn btn-sm btn-danger ai-tagger-reject", disabled: busy, onClick: () => decide([], [refOf(tag)]) }, "Reject")
       );
     let body;
     if (error) {

@@ -53,6 +53,7 @@ MANIFEST = REPO_ROOT / "ai_tagger.yml"
 PLUGIN_ID = "ai_tagger"
 _MISSING = object()
 _THUMBS_VTT = re.compile(r"^/scene/\d+_thumbs\.vtt$")
+_PERFORMER_IMAGE = re.compile(r"^/performer/(\d+)/image$")
 _SCALAR_DEFAULTS: dict[str, Any] = {
     "String": "", "ID": "0", "Int": 0, "Int64": 0, "Float": 0.0, "Boolean": False, "Map": {}, "BoolMap": {},
     "PluginConfigMap": {}, "Time": "1970-01-01T00:00:00Z", "Timestamp": "1970-01-01T00:00:00Z",
@@ -244,6 +245,10 @@ class StashWithUI(FakeStash):
         if _THUMBS_VTT.match(path):  # the scrubber's sprite index: Stash generates it; none here yet
             handler._send(200, b"WEBVTT\n\n", "text/vtt")
             return True
+        performer = _PERFORMER_IMAGE.match(path)
+        if performer:
+            handler._send(*self._performer_image(performer[1]))
+            return True
         if self.ui_dir is None or path.startswith(("/scene/", "/image/")):
             return False
         status, body, ctype, headers = self._web_response(path)
@@ -251,6 +256,17 @@ class StashWithUI(FakeStash):
             self.web_requests.append((path, status))
         handler._send(status, body, ctype, headers)
         return True
+
+    def _performer_image(self, performer_id: str) -> tuple[int, bytes, str]:
+        """Stash's placeholder portrait for a performer without a picture (all of ours): a silhouette."""
+        with self.lock:
+            known = int(performer_id) in self.performers
+        if not known:
+            return 404, b"performer not found", "text/plain"
+        svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40"><rect width="40" height="40" '
+               'fill="#5c7080"/><circle cx="20" cy="15" r="8" fill="#e1e8ed"/><ellipse cx="20" cy="36" rx="14" '
+               'ry="10" fill="#e1e8ed"/></svg>')
+        return 200, svg.encode(), "image/svg+xml"
 
     def _web_response(self, path: str) -> tuple[int, bytes, str, dict[str, str]]:
         assert self.ui_dir is not None
