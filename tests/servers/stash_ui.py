@@ -295,7 +295,24 @@ class StashWithUI(FakeStash):
         if len(parts) == 4 and parts[2] == PLUGIN_ID and parts[3] in kinds and ui.get(parts[3]):
             body = b"\n".join((REPO_ROOT / name).read_bytes() for name in ui[parts[3]])
             return 200, body, kinds[parts[3]], {}
+        if len(parts) > 4 and parts[2] == PLUGIN_ID and parts[3] == "assets":
+            asset = self._plugin_asset_file("/".join(parts[4:]), ui.get("assets") or {})
+            if asset is not None:
+                return 200, asset.read_bytes(), mimetypes.guess_type(asset.name)[0] or "application/octet-stream", {}
         return 404, b"404 page not found\n", "text/plain; charset=utf-8", {}
+
+    @staticmethod
+    def _plugin_asset_file(relative: str, assets: Mapping[str, str]) -> Path | None:
+        """``ui.assets`` maps URL prefixes to folders in the plugin; nothing outside them is served."""
+        for prefix, folder in assets.items():
+            prefix = prefix.strip("/")
+            if prefix and relative != prefix and not relative.startswith(prefix + "/"):
+                continue
+            root = (REPO_ROOT / folder).resolve()
+            file = (root / relative[len(prefix):].lstrip("/")).resolve()
+            if file.is_relative_to(root) and file.is_file():
+                return file
+        return None
 
 
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
