@@ -21,10 +21,10 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import RunError, SettingsError, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.journal import Journal
 from ai_tagger.tasks.context import RunContext
 from ai_tagger.tasks.modes import Source

@@ -22,13 +22,13 @@ from typing import Any
 
 from ai_tagger.decide.decision import APPLY, Verdict
 from ai_tagger.decide.item import NEW_TAG, PERFORMER, SuggestionKind
-from ai_tagger.decide.normalize import key
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import InputError, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_REVIEW, STATUS_TAGS, Settings
 from ai_tagger.stash.client import ReviewItem, StashClient
 from ai_tagger.stash.models import ItemUpdate, Tag
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.journal import Field, FieldWrite, Journal, Write
 from ai_tagger.tasks.modes import REVIEW_DECISION, SCENES_AND_IMAGES, Mode
 from ai_tagger.write.tagbook import TagBook

@@ -39,7 +39,7 @@ from ai_tagger.tasks.undo import Undo
 Result = tuple[Any, str | None]
 MAX_LIMIT = 10**9
 
-__all__ = ["InputError", "parse_dry_run", "parse_limit", "read_input", "run_task"]
+__all__ = ["parse_dry_run", "parse_limit", "read_input", "run_task"]
 
 
 def read_input(raw_input: dict[str, Any]) -> PluginInput:

@@ -14,10 +14,10 @@ import threading
 from ai_tagger.analyze.analyzers.tags import TagAnalyzer
 from ai_tagger.analyze.base import AnalyzerContext, Findings, build_analyzers, run_analyzers
 from ai_tagger.decide.decision import Policy
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import ItemError, MediaError, StashError
 from ai_tagger.media.source import ItemMedia, MediaOptions
 from ai_tagger.stash.models import Item, ItemState, Tag
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import JournalEntry
 from ai_tagger.store.journal import Journal
 from ai_tagger.tasks.context import RunContext
