@@ -317,7 +317,7 @@ def test_a_performer_suggestion_shows_picture_and_name_and_is_accepted_or_reject
     """Found by a face analyzer (the seam's test one: no real one is in the tree yet) in a run in this
     process; listed and decided through the real plugin from the page."""
     from ai_tagger.analyze.base import PerformerMatch
-    from ai_tagger.settings import data_dir
+    from ai_tagger.deps import data_dir
     from tests.test_analyzer_seam import FakeFaces
     from tests.test_in_process import FakeProvider, images, run, settings
 
