@@ -22,35 +22,40 @@ def fake_script(path, body: str):
     return path
 
 
-def test_browser_test_installs_chromium_on_first_use(tmp_path, monkeypatch):
+def without_browser(monkeypatch, path, script):
+    """A machine with no Chromium on PATH whose set-up script is ``script``."""
+    monkeypatch.setenv("PATH", str(path))
+    monkeypatch.delenv("AI_TAGGER_CHROMIUM", raising=False)
+    monkeypatch.delenv("AI_TAGGER_CHROMEDRIVER", raising=False)
+    monkeypatch.setattr(chromium, "SCRIPT", script)
+    monkeypatch.setattr(chromium, "CHROMIUM", None)
+    monkeypatch.setattr(chromium, "CHROMEDRIVER", None)
+    chromium.missing.cache_clear()
+
+
+def test_browser_tests_install_chromium_on_first_use(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = fake_script(
         tmp_path / "setup-browser",
         f'for b in chromium chromedriver; do printf "#!/bin/sh\\n" > {bin_dir}/$b; chmod +x {bin_dir}/$b; done',
     )
-    monkeypatch.setenv("PATH", str(bin_dir))
-    monkeypatch.delenv("AI_TAGGER_CHROMIUM", raising=False)
-    monkeypatch.delenv("AI_TAGGER_CHROMEDRIVER", raising=False)
-    monkeypatch.setattr(chromium, "SCRIPT", script)
-    chromium.ensure_chromium.cache_clear()
+    without_browser(monkeypatch, bin_dir, script)
     try:
-        assert chromium.ensure_chromium() == (str(bin_dir / "chromium"), str(bin_dir / "chromedriver"))
+        assert chromium.missing() is None
     finally:
-        chromium.ensure_chromium.cache_clear()
+        chromium.missing.cache_clear()
+
+    assert (chromium.CHROMIUM, chromium.CHROMEDRIVER) == (str(bin_dir / "chromium"), str(bin_dir / "chromedriver"))
 
 
 def test_a_failed_browser_install_gives_the_reason_to_skip_with(tmp_path, monkeypatch):
     script = fake_script(tmp_path / "setup-browser", 'echo "sudo: a password is required" >&2; exit 1')
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.delenv("AI_TAGGER_CHROMIUM", raising=False)
-    monkeypatch.delenv("AI_TAGGER_CHROMEDRIVER", raising=False)
-    monkeypatch.setattr(chromium, "SCRIPT", script)
-    chromium.ensure_chromium.cache_clear()
+    without_browser(monkeypatch, tmp_path / "empty", script)
     try:
-        reason = chromium.ensure_chromium()
+        reason = chromium.missing()
     finally:
-        chromium.ensure_chromium.cache_clear()
+        chromium.missing.cache_clear()
 
     assert isinstance(reason, str)
     assert "setup-browser failed (exit 1)" in reason and "a password is required" in reason
