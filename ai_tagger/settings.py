@@ -389,6 +389,15 @@ class Settings(BaseModel):
         """Speech is transcribed in this process (``asrModel: local``)."""
         return (self.asr_model or "").lower() == LOCAL_PROVIDER
 
+    def gateway_models(self) -> dict[str, str]:
+        """Models besides ``model`` that this run asks the gateway for, by setting: preflight checks each."""
+        models = {}
+        if self.speech and not self.local_asr:
+            models["asrModel"] = str(self.asr_model)
+        if self.description_model:
+            models["descriptionModel"] = self.description_model
+        return models
+
     @property
     def speech(self) -> bool:
         """Scenes' speech is transcribed in this run."""

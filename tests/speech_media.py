@@ -23,7 +23,7 @@ def espeak() -> str | None:
     return shutil.which("espeak-ng")
 
 
-def speak(text: str, path: str | Path, *, speed: int = 150) -> Path:
+def speak(text: str, path: str | Path, *, speed: int = 140) -> Path:
     """``text`` spoken by espeak-ng into a WAV file (22.05 kHz mono)."""
     program = espeak()
     if program is None:
