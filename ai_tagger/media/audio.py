@@ -3,8 +3,8 @@
 Whisper-class models work on 16 kHz mono, so ffmpeg resamples and downmixes while it decodes
 and the upload is the smallest that loses nothing they hear. ffmpeg writes raw 16-bit PCM to a
 pipe and the WAV header is written here: a WAV piped out of ffmpeg carries placeholder sizes,
-which some servers refuse. (FLAC would halve the upload but costs an encoder pass; see the
-``speech`` benchmark.) Nothing touches the disk.
+which some servers refuse. (FLAC saved under a tenth of the bytes on decoded AAC speech and costs an
+encoder pass: see the ``speech`` benchmark.) Nothing touches the disk.
 
 At most ``max_seconds`` are taken. A longer video gives several segments spread over its
 length, each an input seeked with ``-ss`` before ``-i`` (only that part is read), concatenated
@@ -26,8 +26,9 @@ from ai_tagger.media.errors import MediaError
 from ai_tagger.media.frames import _ffmpeg, _input_args
 
 SAMPLE_RATE = 16000
-SEGMENT_SECONDS = 30.0
-"""Length of each spread segment of a long video: long enough for whole sentences."""
+SEGMENT_SECONDS = 60.0
+"""Length of each spread segment of a long video: whole sentences, and few inputs (each one parses the
+file's index again)."""
 BYTES_PER_SECOND = SAMPLE_RATE * 2
 NO_AUDIO_MARKERS = ("matches no streams", "does not contain any stream", "Output file is empty")
 
