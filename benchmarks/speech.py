@@ -92,9 +92,9 @@ def extraction(video: Path, duration: float, max_seconds: float, repeats: int) -
 
 
 def transcription(folder: Path, repeats: int) -> dict[str, float | str]:
+    from ai_tagger.analyze.speech.local import LocalTranscriber, load_model
     from ai_tagger.media.audio import extract_audio
     from ai_tagger.settings import Settings
-    from ai_tagger.speech.local import LocalTranscriber, load_model
 
     started = time.perf_counter()
     load_model()

@@ -11,19 +11,20 @@ import sys
 
 import pytest
 
-from ai_tagger import deps, install
-from ai_tagger.cache import Cache
+from ai_tagger import deps
+from ai_tagger.analyze.providers.openai import OpenAIProvider
+from ai_tagger.analyze.speech import local
+from ai_tagger.analyze.speech.base import create_transcriber
+from ai_tagger.analyze.speech.gateway import GatewayTranscriber
+from ai_tagger.analyze.speech.service import BREAKER, Speech, for_prompt
 from ai_tagger.errors import GatewayFatal, SettingsError
-from ai_tagger.gateway.providers.openai import OpenAIProvider
 from ai_tagger.log import Log
 from ai_tagger.media.audio import SAMPLE_RATE, extract_audio, spans
 from ai_tagger.settings import Settings
-from ai_tagger.speech import local
-from ai_tagger.speech.base import create_transcriber
-from ai_tagger.speech.gateway import GatewayTranscriber
-from ai_tagger.speech.service import BREAKER, Speech, for_prompt
 from ai_tagger.stash.models import Item
+from ai_tagger.store.cache import Cache
 from ai_tagger.store.transcripts import TranscriptStore
+from ai_tagger.tasks import install
 from tests.media import make_image, make_video
 from tests.servers.model_server import FakeModel
 from tests.speech_media import SENTENCE, espeak, make_talking_video, word_accuracy
@@ -217,7 +218,7 @@ def test_missing_speech_packages_end_the_run_with_the_command_that_installs_them
 def test_the_hook_path_never_imports_the_speech_packages():
     import subprocess
 
-    code = ("import sys, ai_tagger.hooks, ai_tagger.entry, ai_tagger.speech.local; "
+    code = ("import sys, ai_tagger.hooks, ai_tagger.entry, ai_tagger.analyze.speech.local; "
             "print(any(m.startswith(('faster_whisper', 'ctranslate2')) for m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

@@ -1,1 +1,1 @@
-"""SQLite tables in the plugin's cache file, one owner module per table."""
+"""The plugin's own SQLite state: the answer cache and the provenance journal, each owning its tables."""

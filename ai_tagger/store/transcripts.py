@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ai_tagger.cache import Cache, answer_key
-from ai_tagger.gateway.base import Usage
+from ai_tagger.analyze.gateway.base import Usage
+from ai_tagger.store.cache import Cache, answer_key
 
 AUDIO_VERSION = "1"
 """Part of the key: bump it when the extraction changes what a model hears."""
@@ -44,7 +44,7 @@ def transcript_key(fingerprint: str, model: str, max_seconds: float) -> str:
 
 
 class TranscriptStore:
-    """Reads and writes ``transcripts`` through the run's :class:`~ai_tagger.cache.Cache`."""
+    """Reads and writes ``transcripts`` through the run's :class:`~ai_tagger.store.cache.Cache`."""
 
     def __init__(self, cache: Cache) -> None:
         self.cache = cache
