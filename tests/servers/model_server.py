@@ -549,7 +549,8 @@ class FakeModel:
         self._record(self.transcriptions, record)
         self._enter_flight()
         try:
-            fields = _parse_multipart(body, headers.get("Content-Type", ""))
+            content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+            fields = _parse_multipart(body, content_type)
             model = fields.get("model", (None, None, b""))[2].decode()
             record["model"] = model
             if "file" not in fields:
