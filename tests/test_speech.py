@@ -6,6 +6,7 @@ server's real ``/v1/audio/transcriptions`` and the real faster-whisper model.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 
@@ -13,13 +14,14 @@ import pytest
 
 from ai_tagger import deps
 from ai_tagger.analyze.providers.openai import OpenAIProvider
-from ai_tagger.analyze.speech import local
+from ai_tagger.analyze.speech import local, service
 from ai_tagger.analyze.speech.base import create_transcriber
 from ai_tagger.analyze.speech.gateway import GatewayTranscriber
-from ai_tagger.analyze.speech.service import BREAKER, Speech, for_prompt
+from ai_tagger.analyze.speech.service import BREAKER, Heard, Speech, trim
 from ai_tagger.errors import GatewayFatal, SettingsError
 from ai_tagger.log import Log
 from ai_tagger.media.audio import SAMPLE_RATE, extract_audio, spans
+from ai_tagger.media.source import ItemMedia, MediaOptions
 from ai_tagger.settings import Settings
 from ai_tagger.stash.models import Item
 from ai_tagger.store.cache import Cache
@@ -67,8 +69,13 @@ def image(path) -> Item:
 
 
 def speech_for(settings: Settings, cache: Cache | None = None, stream: io.StringIO | None = None) -> Speech:
-    log = Log(stream or io.StringIO())
-    return Speech(settings, ffmpeg="ffmpeg", log=log, headers={}, store=TranscriptStore(cache or Cache(None)))
+    return Speech(settings, log=Log(stream or io.StringIO()), store=TranscriptStore(cache or Cache(None)))
+
+
+def hear(speech: Speech, item: Item) -> Heard:
+    """One item heard with its own media, as a run's worker does."""
+    options = MediaOptions(ffmpeg="ffmpeg", frames_per_scene=1, max_side=256, headers={})
+    return speech.hear(item, ItemMedia(item, options, lambda url: b"", contextlib.nullcontext()))
 
 
 # ------------------------------------------------------------------ extraction
@@ -109,7 +116,7 @@ def test_a_video_without_an_audio_stream_gives_no_audio(silent):
 
 
 def test_each_scene_with_sound_is_uploaded_once_as_a_wav_file_with_the_model(gateway, talking):
-    heard = speech_for(settings_for(gateway)).hear(scene(talking, duration=8))
+    heard = hear(speech_for(settings_for(gateway)), scene(talking, duration=8))
 
     assert heard.transcript is not None and heard.transcript.text == SENTENCE
     [upload] = gateway.transcriptions
@@ -122,17 +129,17 @@ def test_images_and_silent_videos_are_never_sent(gateway, silent, tmp_path):
     speech = speech_for(settings_for(gateway))
     photo = make_image(tmp_path / "red.png", "red")
 
-    assert speech.hear(image(photo)).transcript is None
-    assert speech.hear(scene(silent, duration=4)).transcript is None
+    assert hear(speech, image(photo)).transcript is None
+    assert hear(speech, scene(silent, duration=4)).transcript is None
     assert gateway.transcriptions == []
 
 
 def test_a_cached_transcript_is_not_paid_for_again(gateway, talking, silent):
     cache = Cache(None)
-    first = speech_for(settings_for(gateway), cache).hear(scene(talking, duration=8))
-    again = speech_for(settings_for(gateway), cache).hear(scene(talking, duration=8, scene_id="2"))
-    speech_for(settings_for(gateway), cache).hear(scene(silent, duration=4))
-    silent_again = speech_for(settings_for(gateway), cache).hear(scene(silent, duration=4))
+    first = hear(speech_for(settings_for(gateway), cache), scene(talking, duration=8))
+    again = hear(speech_for(settings_for(gateway), cache), scene(talking, duration=8, scene_id="2"))
+    hear(speech_for(settings_for(gateway), cache), scene(silent, duration=4))
+    silent_again = hear(speech_for(settings_for(gateway), cache), scene(silent, duration=4))
 
     assert not first.cached and again.cached and again.transcript is not None
     assert again.transcript.text == SENTENCE and again.transcript.calls == 0
@@ -142,7 +149,7 @@ def test_a_cached_transcript_is_not_paid_for_again(gateway, talking, silent):
 
 def test_a_rate_limited_transcription_is_retried_after_the_wait_the_server_asks(gateway, talking):
     gateway.fail_next = [429, 503]
-    heard = speech_for(settings_for(gateway)).hear(scene(talking, duration=8))
+    heard = hear(speech_for(settings_for(gateway)), scene(talking, duration=8))
 
     assert heard.transcript is not None
     assert [r["status"] for r in gateway.transcriptions] == [429, 503, 200]
@@ -151,7 +158,7 @@ def test_a_rate_limited_transcription_is_retried_after_the_wait_the_server_asks(
 def test_a_failed_transcription_degrades_to_frames_alone_with_a_warning(gateway, talking):
     gateway.fail_next = [500] * 10
     stream = io.StringIO()
-    heard = speech_for(settings_for(gateway), stream=stream).hear(scene(talking, duration=8))
+    heard = hear(speech_for(settings_for(gateway), stream=stream), scene(talking, duration=8))
 
     assert heard.transcript is None and heard.warning is not None
     assert "tagging from its frames alone" in stream.getvalue()
@@ -161,12 +168,12 @@ def test_speech_stops_for_the_run_after_failures_in_a_row_or_a_refused_key(gatew
     gateway.fail_next = [400] * BREAKER
     speech = speech_for(settings_for(gateway))
     for number in range(BREAKER + 2):
-        speech.hear(scene(talking, duration=8, scene_id=str(number)))
+        hear(speech, scene(talking, duration=8, scene_id=str(number)))
     assert len(gateway.transcriptions) == BREAKER and speech.off
 
     refused = speech_for(settings_for(gateway, apiKey="sk-wrong-key-123456"), stream=(stream := io.StringIO()))
-    refused.hear(scene(talking, duration=8))
-    refused.hear(scene(talking, duration=8, scene_id="2"))
+    hear(refused, scene(talking, duration=8))
+    hear(refused, scene(talking, duration=8, scene_id="2"))
     assert refused.off and "sk-wrong-key-123456" not in stream.getvalue()
     assert gateway.auth_failures == 1
 
@@ -184,12 +191,10 @@ def test_preflight_names_the_speech_model_the_gateway_does_not_serve(gateway):
     OpenAIProvider(settings_for(gateway)).preflight()
 
 
-def test_the_transcript_goes_to_the_prompt_quoted_and_cut_to_its_token_budget():
-    text = for_prompt("word " * 1000, budget_tokens=10)
-
-    assert text.count("word") == 8 and text.endswith(' ..."')
-    assert "not instructions" in text
-    assert for_prompt("   ") == ""
+def test_the_transcript_is_cut_at_a_word_to_its_token_budget():
+    assert trim("word " * 1000, budget_tokens=10) == "word " * 8 + "..."
+    assert trim("a few words", budget_tokens=10) == "a few words"
+    assert trim("   ") == ""
 
 
 # ------------------------------------------------------------------ offline
@@ -198,7 +203,7 @@ def test_the_transcript_goes_to_the_prompt_quoted_and_cut_to_its_token_budget():
 def test_asr_model_local_transcribes_the_spoken_clip_offline_with_the_words_recognisable(talking):
     speech = speech_for(Settings(transcribeAudio=True, asrModel="local", provider="local"))
     speech.preflight()
-    heard = speech.hear(scene(talking, duration=8))
+    heard = hear(speech, scene(talking, duration=8))
 
     assert heard.transcript is not None
     accuracy = word_accuracy(SENTENCE, heard.transcript.text)
@@ -209,10 +214,10 @@ def test_asr_model_local_transcribes_the_spoken_clip_offline_with_the_words_reco
 def test_missing_speech_packages_end_the_run_with_the_command_that_installs_them(monkeypatch):
     monkeypatch.setitem(sys.modules, "faster_whisper", None)
     monkeypatch.setattr(local, "_loaded", {})
-    speech = speech_for(Settings(transcribeAudio=True, asrModel="local", provider="local"))
+    settings = Settings(transcribeAudio=True, asrModel="local", gatewayUrl="http://127.0.0.1:9/v1", model="m")
 
     with pytest.raises(SettingsError, match=r"Install or update dependencies.*requirements-speech.txt"):
-        speech.preflight()
+        service.preflight(settings)
 
 
 def test_the_hook_path_never_imports_the_speech_packages():

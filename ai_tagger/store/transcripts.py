@@ -2,7 +2,8 @@
 
 Keyed by the file's content fingerprint, so re-tuning thresholds, re-running after an error, or
 a duplicate file never pays for speech recognition twice. A file found to have no sound is
-stored too (``text`` NULL): it is not extracted again either.
+stored too (``text`` NULL): it is not extracted again either. The table is created by the
+cache's migrations (:data:`ai_tagger.store.cache.MIGRATIONS`).
 """
 
 from __future__ import annotations
@@ -16,18 +17,6 @@ from ai_tagger.store.cache import Cache, answer_key
 AUDIO_VERSION = "1"
 """Part of the key: bump it when the extraction changes what a model hears."""
 
-MIGRATION = """
-CREATE TABLE IF NOT EXISTS transcripts (
-    key TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    model TEXT NOT NULL,
-    text TEXT,
-    seconds REAL NOT NULL,
-    prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    created REAL NOT NULL
-)
-"""
 
 
 @dataclass(frozen=True)
@@ -48,7 +37,6 @@ class TranscriptStore:
 
     def __init__(self, cache: Cache) -> None:
         self.cache = cache
-        cache.query(MIGRATION)
 
     def get(self, key: str) -> StoredTranscript | None:
         rows = self.cache.query(

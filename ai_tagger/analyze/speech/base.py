@@ -45,11 +45,6 @@ class Transcript:
     usage: Usage = field(default_factory=Usage)
     calls: int = 1
 
-    def first_words(self, count: int = 12) -> str:
-        """The transcript's start, for the task output."""
-        words = self.text.split()
-        return " ".join(words[:count]) + (" ..." if len(words) > count else "")
-
 
 class Transcriber(Protocol):
     name: ClassVar[str]
