@@ -405,6 +405,13 @@ class Settings(BaseModel):
         return models
 
     @property
+    def describer(self) -> str | None:
+        """``descriptionModel`` when descriptions come from a model other than the vision model."""
+        if self.write_details and self.description_model and self.description_model != self.model:
+            return self.description_model
+        return None
+
+    @property
     def speech(self) -> bool:
         """Scenes' speech is transcribed in this run."""
         return self.transcribe_audio and self.asr_model is not None
