@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -69,7 +71,8 @@ def image(path) -> Item:
 
 
 def speech_for(settings: Settings, cache: Cache | None = None, stream: io.StringIO | None = None) -> Speech:
-    return Speech(settings, log=Log(stream or io.StringIO()), store=TranscriptStore(cache or Cache(None)))
+    cache = cache or Cache(Path(tempfile.mkdtemp(prefix="speech-cache-")) / "cache.sqlite3")
+    return Speech(settings, log=Log(stream or io.StringIO()), store=TranscriptStore(cache))
 
 
 def hear(speech: Speech, item: Item) -> Heard:
@@ -134,8 +137,8 @@ def test_images_and_silent_videos_are_never_sent(gateway, silent, tmp_path):
     assert gateway.transcriptions == []
 
 
-def test_a_cached_transcript_is_not_paid_for_again(gateway, talking, silent):
-    cache = Cache(None)
+def test_a_cached_transcript_is_not_paid_for_again(gateway, talking, silent, tmp_path):
+    cache = Cache(tmp_path / "cache.sqlite3")
     first = hear(speech_for(settings_for(gateway), cache), scene(talking, duration=8))
     again = hear(speech_for(settings_for(gateway), cache), scene(talking, duration=8, scene_id="2"))
     hear(speech_for(settings_for(gateway), cache), scene(silent, duration=4))

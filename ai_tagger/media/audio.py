@@ -22,7 +22,7 @@ import wave
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ai_tagger.media.errors import MediaError
+from ai_tagger.errors import MediaError
 from ai_tagger.media.frames import _ffmpeg, _input_args
 
 SAMPLE_RATE = 16000

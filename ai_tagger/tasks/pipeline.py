@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_tagger.analyze.speech import service as speech
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import RunError, SettingsError, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.journal import Journal
 from ai_tagger.tasks.context import RunContext
 from ai_tagger.tasks.modes import Source
@@ -50,7 +50,7 @@ def work_for(context: RunContext, tagger: Tagger) -> Work:
     if mode.source == Source.JOURNAL:
         if context.settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
-        return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
+        return Work(cache.processed_count(mode.kinds), cache.processed(mode.kinds), tagger.reapply)
     available = sum(client.count_untagged(kind) for kind in mode.kinds)
     items = itertools.chain.from_iterable(client.untagged(kind) for kind in mode.kinds)
     return Work(available, items, tagger.process)
