@@ -186,7 +186,7 @@ def test_preflight_names_the_speech_model_the_gateway_does_not_serve(gateway):
     with pytest.raises(GatewayFatal, match=r"'whisper-1' \(asrModel\) is not served.*Fix 'asrModel'"):
         OpenAIProvider(settings_for(gateway)).preflight()
     with pytest.raises(GatewayFatal, match=r"Fix 'asrModel'"):
-        speech_for(settings_for(gateway)).preflight()
+        GatewayTranscriber(settings_for(gateway)).preflight()
 
     gateway.models = ["vision-test", ASR]
     with pytest.raises(GatewayFatal, match=r"'describer' \(descriptionModel\) is not served"):
@@ -205,7 +205,6 @@ def test_the_transcript_is_cut_at_a_word_to_its_token_budget():
 
 def test_asr_model_local_transcribes_the_spoken_clip_offline_with_the_words_recognisable(talking):
     speech = speech_for(Settings(transcribeAudio=True, asrModel="local", provider="local"))
-    speech.preflight()
     heard = hear(speech, scene(talking, duration=8))
 
     assert heard.transcript is not None

@@ -93,13 +93,6 @@ class Speech:
         self._failures = 0
         self.off: str | None = None
 
-    def preflight(self) -> None:
-        """The offline model loads, or the gateway serves ``asrModel``; :class:`SettingsError` if not."""
-        try:
-            self.transcriber.preflight()
-        except SpeechUnavailable as exc:
-            raise SettingsError(str(exc)) from None
-
     def hear(self, item: Item, media: ItemMedia) -> Heard:
         """The scene's transcript, from the cache or freshly heard; never raises for one item's trouble."""
         file = item.file
