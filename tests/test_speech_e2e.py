@@ -35,7 +35,7 @@ def stash(model: FakeModel) -> Iterator[FakeStash]:
 @pytest.fixture
 def library(stash: FakeStash, tmp_path):
     """A scene that speaks, a silent scene and an image."""
-    talking = stash.add_scene(make_talking_video(tmp_path / "talking.mp4", ["red", "red"]))
+    talking = stash.add_scene(make_talking_video(tmp_path / "talking.mp4", ["red", "red", "red"]))
     silent = stash.add_scene(media.make_video(tmp_path / "silent.mp4", ["green", "green"]))
     image = stash.add_image(media.make_image(tmp_path / "blue.png", "blue"))
     return talking, silent, image
@@ -90,3 +90,19 @@ def test_preflight_fails_fast_naming_the_speech_model_the_gateway_lacks(stash, m
     assert run.returncode == 1 and "asrModel" in run.error and ASR in run.error
     assert stash.mutation_count == 0 and model.transcriptions == [] and model.requests == []
 
+
+
+def test_asr_model_local_hears_the_scene_offline_and_its_words_reach_the_tag_request(stash, model, library):
+    talking, _, _ = library
+    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(model, transcribeAudio=True, asrModel="local"))
+
+    run = run_plugin(stash, {"mode": "tag_scenes"})
+
+    assert run.error is None, run.stderr
+    assert model.transcriptions == []  # nothing uploaded: heard in process
+    [spoken] = [r for r in model.requests if "transcript" in r["text"]]
+    heard = spoken["text"].lower()
+    assert all(word in heard for word in ("quick", "lazy", "beach", "water")), spoken["text"]
+    rows = {(row["kind"], row["id"]): row for row in run.output["items"]}
+    assert "quick" in rows[("scene", str(talking))]["speech"].lower()
+    assert run.output["gateway_calls"] == 2  # the two scenes' tag requests; offline speech is no gateway call
