@@ -248,6 +248,32 @@ class Settings(BaseModel):
         "the lowest score that would have kept 90% of those out (at most 99%). The report task lists them.",
     )
 
+    transcribe_audio: bool = Field(
+        False,
+        title="Transcribe speech",
+        description="Scenes with sound: transcribe what is said (Speech model) and send it with the frames, so "
+        "tags come from what is seen and said. Images and silent videos are never sent. Default off.",
+    )
+    asr_model: str | None = Field(
+        None,
+        title="Speech model",
+        description="Speech-recognition model the gateway serves (POST /audio/transcriptions), e.g. whisper-1; "
+        "or 'local' for the bundled offline faster-whisper tiny.en (English; installed by the dependencies task).",
+    )
+    max_audio_seconds: float = Field(
+        300,
+        ge=1,
+        le=7200,
+        title="Maximum audio per scene (s)",
+        description="Transcribe at most this many seconds of a scene, spread over a longer video. Default 300.",
+    )
+    description_model: str | None = Field(
+        None,
+        title="Description model",
+        description="Model that writes descriptions, when it should not be the vision model. Empty = the vision "
+        "model, in the same request as the tags.",
+    )
+
     @field_validator(
         "gateway_url",
         "model",
@@ -256,6 +282,8 @@ class Settings(BaseModel):
         "vocabulary_parent",
         "review_confidence",
         "max_answer_tokens",
+        "asr_model",
+        "description_model",
         mode="before",
     )
     @classmethod
@@ -284,7 +312,7 @@ class Settings(BaseModel):
         "min_confidence", "frames_per_scene", "max_tags_per_item", "concurrency", "request_timeout",
         "max_image_side", "max_tokens_per_run", "review_confidence", "min_frames", "vocabulary_budget",
         "preview_items", "max_answer_tokens", "frame_interval", "max_frames_per_scene", "frames_per_request",
-        mode="before",
+        "max_audio_seconds", mode="before",
     )  # fmt: skip
     @classmethod
     def _not_a_boolean(cls, value: Any) -> Any:
@@ -347,6 +375,45 @@ class Settings(BaseModel):
                 f"reviewConfidence ({self.review_confidence:g}) must be below minConfidence ({self.min_confidence:g})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _speech_needs_a_model(self) -> Settings:
+        if not self.transcribe_audio:
+            return self
+        if self.asr_model is None:
+            raise ValueError(
+                "transcribeAudio is on but asrModel is empty: name the gateway's speech model (e.g. whisper-1) "
+                "or 'local'"
+            )
+        if not self.local_asr and not self.gateway_url:
+            raise ValueError(f"asrModel {self.asr_model!r} is a gateway model: set gatewayUrl, or use asrModel local")
+        return self
+
+    @property
+    def local_asr(self) -> bool:
+        """Speech is transcribed in this process (``asrModel: local``)."""
+        return (self.asr_model or "").lower() == LOCAL_PROVIDER
+
+    def gateway_models(self) -> dict[str, str]:
+        """Models besides ``model`` that this run asks the gateway for, by setting: preflight checks each."""
+        models = {}
+        if self.speech and not self.local_asr:
+            models["asrModel"] = str(self.asr_model)
+        if self.description_model:
+            models["descriptionModel"] = self.description_model
+        return models
+
+    @property
+    def describer(self) -> str | None:
+        """``descriptionModel`` when descriptions come from a model other than the vision model."""
+        if self.write_details and self.description_model and self.description_model != self.model:
+            return self.description_model
+        return None
+
+    @property
+    def speech(self) -> bool:
+        """Scenes' speech is transcribed in this run."""
+        return self.transcribe_audio and self.asr_model is not None
 
     @property
     def review_threshold(self) -> float | None:

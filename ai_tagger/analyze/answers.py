@@ -129,8 +129,9 @@ class Answers:
 
     @property
     def describes(self) -> bool:
-        """The tag request also asks for a description (``writeDetails``; the provider may ignore it)."""
-        return self.settings.write_details and not self.settings.local
+        """The tag request also asks for a description (``writeDetails``; the provider may ignore it), unless
+        ``descriptionModel`` names another model, which the description analyzer asks instead."""
+        return self.settings.write_details and not self.settings.local and self.settings.describer is None
 
     def _dense(self, item: Item) -> bool:
         return item.kind == "scene" and self.settings.frame_interval > 0

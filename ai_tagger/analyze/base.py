@@ -48,6 +48,11 @@ class TranscriptFinding:
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
 
+    def first_words(self, count: int = 12) -> str:
+        """The transcript's start, for the task output and the log."""
+        words = self.text.split()
+        return " ".join(words[:count]) + (" ..." if len(words) > count else "")
+
 
 @dataclass(frozen=True)
 class PerformerMatch:

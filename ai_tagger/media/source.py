@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_tagger.errors import MediaError
+from ai_tagger.media.audio import AudioClip, extract_audio
 from ai_tagger.media.frames import extract_dense, extract_frames, timestamps
 from ai_tagger.media.images import prepare_image
 from ai_tagger.stash.models import Item
@@ -94,9 +95,33 @@ class ItemMedia:
         self.fetch = fetch
         self._slots = slots
         self._shots: Shots | None = None
+        self._audio: dict[float, AudioClip | None] = {}
 
     def shots(self) -> Shots:
         if self._shots is None:
             with self._slots:
                 self._shots = shots(self.item, self.options, self.fetch)
         return self._shots
+
+    def audio(self, max_seconds: float) -> AudioClip | None:
+        """A scene's sound (:func:`~ai_tagger.media.audio.extract_audio`), once; None for an image or a
+        video without an audio stream."""
+        if max_seconds not in self._audio:
+            self._audio[max_seconds] = self._extract_audio(max_seconds)
+        return self._audio[max_seconds]
+
+    def _extract_audio(self, max_seconds: float) -> AudioClip | None:
+        file = self.item.file
+        if self.item.kind != "scene" or file is None or not file.is_video:
+            return None
+        local = file.zip_file is None and _readable(file.path)
+        if not local and not self.item.media_url:
+            raise MediaError(f"file not readable and Stash gave no URL for it: {file.path}")
+        with self._slots:
+            return extract_audio(
+                file.path if local else str(self.item.media_url),
+                duration=file.duration,
+                max_seconds=max_seconds,
+                ffmpeg=self.options.ffmpeg,
+                headers=None if local else self.options.headers,
+            )

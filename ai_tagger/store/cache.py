@@ -165,6 +165,20 @@ CREATE TABLE IF NOT EXISTS field_writes (
 );
 CREATE INDEX IF NOT EXISTS field_writes_by_item ON field_writes (kind, item_id);
 """,
+    # Speech (issue 22): each file's transcript per speech model and audio budget, owned by
+    # ``store/transcripts.py``; ``text`` NULL records a file without sound.
+    """
+CREATE TABLE IF NOT EXISTS transcripts (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    text TEXT,
+    seconds REAL NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,7 +1,8 @@
 """The "Install or update dependencies" task (mode ``install_deps``): pip into the plugin's own folder.
 
 Runs ``<Stash's Python> -m pip install --target <data folder>/deps -r requirements.txt`` (plus
-``requirements-local.txt`` when ``provider`` is ``local``). ``--target`` never installs into the
+``requirements-local.txt`` when ``provider`` is ``local``, and ``requirements-speech.txt`` when
+``transcribeAudio`` is on with ``asrModel: local``). ``--target`` never installs into the
 system, so it works where that Python is externally managed (PEP 668: Stash's Docker image,
 Debian 12, Ubuntu 24.04). pip fills a staging folder that replaces the old one only when pip
 succeeded: a failed or cancelled install leaves the working packages as they were. Standard library
@@ -37,25 +38,30 @@ PIP_ENV = {
 }
 
 
-def _provider(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> str:
-    if "provider" in overrides:
-        return str(overrides["provider"]).strip().lower()
+def _chosen(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> tuple[str, bool]:
+    """The provider, and whether speech is transcribed offline (``transcribeAudio`` with ``asrModel: local``)."""
     try:
-        settings = hooks.plugin_settings(raw_input.get("server_connection") or {})
+        settings = {**hooks.plugin_settings(raw_input.get("server_connection") or {}), **overrides}
     except hooks.HookError as exc:
         log.warning(f"cannot read the plugin settings ({exc}): installing requirements.txt only")
-        return ""
-    return str(settings.get("provider") or "").strip().lower()
+        settings = dict(overrides)
+    provider = str(settings.get("provider") or "").strip().lower()
+    offline = str(settings.get("asrModel") or "").strip().lower() == "local"
+    return provider, offline and hooks._enabled(settings.get("transcribeAudio"))
 
 
-def requirements(provider: str, log: Log) -> list[Path]:
-    """The requirements files to install for this provider."""
+def requirements(provider: str, log: Log, *, speech: bool = False) -> list[Path]:
+    """The requirements files to install for this provider (and the offline speech model)."""
     files = [deps.REQUIREMENTS]
-    if provider == "local":
-        if deps.LOCAL_REQUIREMENTS.is_file():
-            files.append(deps.LOCAL_REQUIREMENTS)
+    wanted = [(provider == "local", deps.LOCAL_REQUIREMENTS, "provider is local"),
+              (speech, deps.SPEECH_REQUIREMENTS, "asrModel is local")]  # fmt: skip
+    for needed, path, why in wanted:
+        if not needed:
+            continue
+        if path.is_file():
+            files.append(path)
         else:
-            log.warning(f"provider is local but {deps.LOCAL_REQUIREMENTS.name} is not in the plugin folder")
+            log.warning(f"{why} but {path.name} is not in the plugin folder")
     return files
 
 
@@ -127,7 +133,8 @@ def install_deps(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log)
         )
         log.error(error)
         return None, error
-    files = requirements(_provider(raw_input, overrides, log), log)
+    provider, speech = _chosen(raw_input, overrides, log)
+    files = requirements(provider, log, speech=speech)
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
+from ai_tagger.analyze.speech import service as speech
 from ai_tagger.errors import RunError, SettingsError, Stage, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
@@ -83,6 +84,7 @@ def run(context: RunContext) -> RunSummary:
     table, journal, settings, log = context.mode, context.journal, context.settings, context.log
     if context.provider is not None:
         context.provider.preflight()
+        speech.preflight(settings)
     vocabulary = Vocabulary(context.client.all_tags())
     run_id = journal.begin(table.name) if table.journaled else None
     tagger = Tagger(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ai_tagger.analyze.base import Findings, usage_of
+from ai_tagger.analyze.base import Findings, TranscriptFinding, usage_of
 from ai_tagger.analyze.gateway.base import TagAnswer
 from ai_tagger.decide.decision import REVIEW, Decision, Policy, Verdict
 from ai_tagger.decide.item import Inputs, ItemDecision, PerformerVerdict, SuggestionKind, decide_item
@@ -97,7 +97,7 @@ class Applier:
         result = ItemResult(
             kind, item_id, ItemStatus.PREVIEW, decision.tags, usage=usage, calls=calls,
             cached=answer is not None and answer.cached, markers=_report(spans), performers=decision.performers,
-            description=decision.description,
+            description=decision.description, speech=_first_words(findings),
         )  # fmt: skip
         self._say(label, decision, spans, answer, usage.total_tokens)
         if self.dry_run:
@@ -258,3 +258,8 @@ def _report(spans: list[Span]) -> list[dict[str, object]]:
 def _owned(writes: list[Write], before: list[str]) -> list[str]:
     """Content tags that are the plugin's on the item: added now, or added by an earlier run."""
     return [w.tag_id for w in writes if w.verdict is not None and (not w.had or w.tag_id in before)]
+
+
+def _first_words(findings: Findings) -> str | None:
+    transcript = findings.get(TranscriptFinding)
+    return transcript.first_words() if transcript is not None else None

@@ -45,6 +45,8 @@ class ItemResult:
     description: str | None = None
     """The model's description of the item (shown in a preview), written or not."""
     details_written: bool = False
+    speech: str | None = None
+    """The first words of the scene's transcript (``transcribeAudio``), when it had speech."""
 
     def report(self) -> dict[str, Any]:
         row: dict[str, Any] = {"kind": self.item_kind, "id": self.item_id, "status": str(self.status)}
@@ -61,6 +63,8 @@ class ItemResult:
         if self.description:
             row["description"] = self.description
             row["details_written"] = self.details_written
+        if self.speech:
+            row["speech"] = self.speech
         if self.error:
             row["error"] = self.error
         return row

@@ -43,6 +43,12 @@ that colour), ``empty_colour`` (empty content when any frame has that colour),
 case's ``content``, ``finish_reason`` and reasoning field as the real server it describes
 would, until the request's ``max_tokens`` reaches the case's ``cut_below``).
 
+Speech: ``POST /v1/audio/transcriptions`` (OpenAI's multipart upload: ``file`` + ``model``)
+answers ``{"text": ...}``: ``transcript`` when set, else a sentence derived from the upload
+(``"heard N.N seconds of audio"``, from the WAV header). ``transcriptions`` records each call
+(model, file name, content type, bytes, seconds, sample rate, channels); ``fail_next`` and
+``latency`` apply to it too. List the speech model in ``models`` for it to be accepted.
+
 Also served: ``GET /v1/models``, ``GET /v1/models/{id}`` and ``POST /v1/labels``, a
 plain REST classifier contract ``{"images": [b64...], "model": ...}`` ->
 ``{"labels": [{"name", "score", "frames"}]}``. ``fail_next`` and ``latency`` apply to
@@ -57,6 +63,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.parser
+import email.policy
 import io
 import json
 import math
@@ -65,6 +73,7 @@ import secrets
 import threading
 import time
 import uuid
+import wave
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -277,6 +286,7 @@ class FakeModel:
         malformed_colour: str | None = None,
         empty_colour: str | None = None,
         answer_case: str | None = None,
+        transcript: str | None = None,
         host: str = "127.0.0.1",
     ) -> None:
         self.models: list[str] = list(models) if models is not None else ["vision-test"]
@@ -291,10 +301,12 @@ class FakeModel:
         self.malformed_colour = malformed_colour
         self.empty_colour = empty_colour
         self.answer_case = answer_case
+        self.transcript = transcript
         self.host = host
 
         self.requests: list[dict[str, Any]] = []
         self.label_requests: list[dict[str, Any]] = []
+        self.transcriptions: list[dict[str, Any]] = []
         self.auth_failures = 0
         self.max_in_flight = 0
         # Called after each request with (route, started, finished, body bytes); perf_counter
@@ -377,6 +389,7 @@ class FakeModel:
         with self._lock:
             self.requests.clear()
             self.label_requests.clear()
+            self.transcriptions.clear()
             self.auth_failures = 0
             self.max_in_flight = 0
 
@@ -546,6 +559,60 @@ class FakeModel:
             self._leave_flight()
 
 
+    def handle_transcription(self, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        record: dict[str, Any] = {"model": None, "filename": None, "content_type": None, "bytes": 0,
+                                  "seconds": None, "sample_rate": None, "channels": None, "headers": headers,
+                                  "status": None}
+        self._record(self.transcriptions, record)
+        self._enter_flight()
+        try:
+            content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+            fields = _parse_multipart(body, content_type)
+            model = fields.get("model", (None, None, b""))[2].decode()
+            record["model"] = model
+            if "file" not in fields:
+                raise _HTTPError(400, "multipart field 'file' is required", code="invalid_file")
+            record["filename"], record["content_type"], data = fields["file"]
+            record["bytes"] = len(data)
+            try:
+                with wave.open(io.BytesIO(data)) as reader:
+                    record["sample_rate"], record["channels"] = reader.getframerate(), reader.getnchannels()
+                    record["seconds"] = reader.getnframes() / reader.getframerate()
+            except (wave.Error, EOFError):
+                pass
+            if model not in self.models:
+                raise _HTTPError(404, f"The model '{model}' does not exist", code="model_not_found")
+            if self.latency:
+                time.sleep(self.latency)
+            self._fail_if_asked()
+            text = self.transcript
+            if text is None:
+                text = f"heard {record['seconds'] or 0:.1f} seconds of audio"
+            record["status"] = 200
+            return {"text": text}
+        except _HTTPError as err:
+            record["status"] = err.status
+            raise
+        finally:
+            self._leave_flight()
+
+
+def _parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, str | None, bytes]]:
+    """Form fields of a multipart body: name -> (file name, content type, bytes)."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise _HTTPError(400, "expected multipart/form-data", code="invalid_request")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields: dict[str, tuple[str | None, str | None, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            fields[name] = (part.get_filename(), part.get_content_type(), data)
+    return fields
+
+
 def _fmt_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -625,7 +692,8 @@ def _frames(images: Sequence[_DecodedImage], text: str, palette: Sequence[Colour
     return [classify_image(cell, palette) for im in images for cell in split_grid(im.image, rows, cols)]
 
 
-_ROUTES = {"/v1/models": "models", "/v1/chat/completions": "completion", "/v1/labels": "labels"}
+_ROUTES = {"/v1/models": "models", "/v1/chat/completions": "completion", "/v1/labels": "labels",
+           "/v1/audio/transcriptions": "transcription"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -666,6 +734,8 @@ class _Handler(BaseHTTPRequestHandler):
                 result = fake.handle_completion(body, safe_headers)
             elif method == "POST" and path == "/v1/labels":
                 result = fake.handle_labels(body, safe_headers)
+            elif method == "POST" and path == "/v1/audio/transcriptions":
+                result = fake.handle_transcription(body, safe_headers)
             else:
                 raise _HTTPError(404, f"Unknown route {method} {path}", code="unknown_url")
             self._send(200, result)

@@ -180,6 +180,8 @@ class GatewayConfig:
     concurrency: int = 4
     answer_tokens: int = 1024
     """The most tokens one answer may take (``maxAnswerTokens``, else sized from ``maxTagsPerItem``)."""
+    other_models: tuple[tuple[str, str], ...] = ()
+    """``(setting, model)`` of the run's other models on this gateway (``asrModel``, ``descriptionModel``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -192,6 +194,7 @@ class GatewayConfig:
             timeout=settings.request_timeout,
             concurrency=settings.concurrency,
             answer_tokens=settings.answer_tokens,
+            other_models=tuple(settings.gateway_models().items()),
         )
 
     @classmethod

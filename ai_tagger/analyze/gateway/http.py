@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -65,11 +65,14 @@ class RetryingSession:
         self._pools: dict[int, PooledSessions] = {}
 
     @classmethod
-    def for_gateway(cls, config: GatewayConfig | Settings) -> RetryingSession:
-        """The session every provider uses: JSON, the configured key and auth scheme, the timeout."""
+    def for_gateway(cls, config: GatewayConfig | Settings, *, uploads: bool = False) -> RetryingSession:
+        """The session every provider uses: JSON, the configured key and auth scheme, the timeout.
+
+        ``uploads``: no JSON content type, so multipart requests (audio files) set their own."""
         config = GatewayConfig.of(config)
         config.require()
-        return cls(headers={"Content-Type": "application/json", **config.auth_headers()}, timeout=config.timeout)
+        content = {} if uploads else {"Content-Type": "application/json"}
+        return cls(headers={**content, **config.auth_headers()}, timeout=config.timeout)
 
     def _policy(self, retries: int) -> RetryPolicy:
         return RetryPolicy.create(
@@ -90,13 +93,23 @@ class RetryingSession:
         return pool.get()
 
     def request(
-        self, method: str, url: str, *, json: Any = None, timeout: float | None = None, retries: int | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        files: Any = None,
+        data: Any = None,
     ) -> requests.Response:
-        """The first successful response; :class:`HttpFailure` after the last failed attempt."""
+        """The first successful response; :class:`HttpFailure` after the last failed attempt.
+
+        ``files``/``data``: a multipart form (prepared once, so every retry re-sends the same bytes)."""
         read_timeout = timeout or self.timeout
         session = self._session(self.retries if retries is None else retries)
         try:
-            response = session.request(method, url, json=json, timeout=(10, read_timeout))
+            response = session.request(method, url, json=json, files=files, data=data, timeout=(10, read_timeout))
         except requests.Timeout:
             raise HttpFailure(f"no answer within {read_timeout:g} s") from None
         except requests.ConnectionError as exc:
@@ -138,8 +151,13 @@ def failure_error(failure: HttpFailure, base_url: str, model: str) -> GatewayErr
     return GatewayError(f"gateway answered {failure}: {detail}")
 
 
-def check_models(http: RetryingSession, base_url: str, model: str) -> None:
-    """Preflight: ``GET {base}/models`` proves the URL and key, and the model when the list is given."""
+def check_models(
+    http: RetryingSession, base_url: str, model: str, *, setting: str = "model", others: Mapping[str, str] | None = None
+) -> None:
+    """Preflight: ``GET {base}/models`` proves the URL and key, and the models when the list is given.
+
+    ``model`` is the value of ``setting``; ``others`` maps further settings to the models they
+    name (``asrModel``, ``descriptionModel``): the first one the gateway does not serve is named."""
     try:
         response = http.request("GET", f"{base_url}/models", timeout=30, retries=1)
     except HttpFailure as failure:
@@ -147,14 +165,16 @@ def check_models(http: RetryingSession, base_url: str, model: str) -> None:
             return
         error = failure_error(failure, base_url, model)
         if not isinstance(error, GatewayFatal):
-            error = GatewayFatal(f"preflight failed: {error}. Check 'gatewayUrl', 'apiKey' and 'model'.")
+            error = GatewayFatal(f"preflight failed: {error}. Check 'gatewayUrl', 'apiKey' and '{setting}'.")
         raise error from None
     try:
         served = [str(m.get("id")) for m in response.json().get("data", [])]
     except (ValueError, AttributeError):
         return
-    if served and model not in served:
-        raise GatewayFatal(
-            f"model {model!r} is not served by {base_url}; it serves: {', '.join(served[:10])}. "
-            "Fix 'model' in settings."
-        )
+    for key, name in {setting: model, **(others or {})}.items():
+        if served and name not in served:
+            which = "" if key == "model" else f" ({key})"
+            raise GatewayFatal(
+                f"model {name!r}{which} is not served by {base_url}; it serves: {', '.join(served[:10])}. "
+                f"Fix '{key}' in settings."
+            )

@@ -67,9 +67,11 @@ class OpenAIProvider:
         self.retry_tokens = max(self.max_tokens, min(2 * self.max_tokens, MAX_RETRY_TOKENS))
         self._told = threading.Lock()
         self._told_zero_based = False
+        self.other_models = dict(config.other_models)
 
     def preflight(self) -> None:
-        check_models(self.http, self.base_url, self.model)
+        """One ``GET /models`` for every model the run names (vision, speech, descriptions)."""
+        check_models(self.http, self.base_url, self.model, others=self.other_models)
 
     def _payload(self, request: TagRequest, *, strict: bool, max_tokens: int) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": user_text(request, strict=strict)}]
