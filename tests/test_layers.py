@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ai_tagger.store",),
     ("ai_tagger.write",),
     ("ai_tagger.tasks", "ai_tagger.hooks"),
-    ("ai_tagger.entry", "ai_tagger.serve", "ai_tagger.package", "ai_tagger.__main__"),
+    ("ai_tagger.entry", "ai_tagger.serve", "ai_tagger.package", "ai_tagger.settings_doc", "ai_tagger.__main__"),
 ]
 
 
