@@ -48,6 +48,7 @@ TABLE: dict[str, Mode] = {
         Mode("tag_untagged", BOTH, "untagged", calls_provider=True, writes=True, journaled=True),
         Mode("tag_scenes", ("scene",), "untagged", calls_provider=True, writes=True, journaled=True),
         Mode("tag_images", ("image",), "untagged", calls_provider=True, writes=True, journaled=True),
+        Mode("tag_galleries", ("gallery",), "untagged", calls_provider=True, writes=True, journaled=True),
         Mode("preview", BOTH, "untagged", calls_provider=True, writes=False, samples=True, estimates=True),
         Mode("reapply", BOTH, "journal", calls_provider=False, writes=True, journaled=True),
         Mode("undo_last", BOTH, "journal", calls_provider=False, writes=True, task="undo"),

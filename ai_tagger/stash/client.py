@@ -7,7 +7,7 @@ never shift the pages and a 100,000-scene library streams in constant memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,9 +209,9 @@ class StashClient:
         """``id -> (tag ids, marker ids)`` of the items that still exist (a deleted one is absent)."""
         if not ids:
             return {}
-        document, field = (queries.SCENE_TAGS, "findScenes") if kind == "scene" else (queries.IMAGE_TAGS, "findImages")
-        data = self.execute(document, {"ids": ids, "filter": {"per_page": -1}})[field]
-        rows = data["scenes" if kind == "scene" else "images"]
+        kind_queries = _KINDS[kind]
+        data = self.execute(kind_queries.tags, {"ids": ids, "filter": {"per_page": -1}})[kind_queries.field]
+        rows = data[kind_queries.rows]
         return {
             str(row["id"]): (
                 {str(t["id"]) for t in row.get("tags") or []},
@@ -247,20 +247,16 @@ class StashClient:
         """Title, picture URL and tags (id -> name) of the items that still exist."""
         if not ids:
             return {}
-        document, field, rows = (
-            (queries.REVIEW_SCENES, "findScenes", "scenes")
-            if kind == "scene"
-            else (queries.REVIEW_IMAGES, "findImages", "images")
-        )
-        data = self.execute(document, {"ids": ids, "filter": {"per_page": -1}})[field]
+        kind_queries = _KINDS[kind]
+        data = self.execute(kind_queries.review, {"ids": ids, "filter": {"per_page": -1}})[kind_queries.field]
         found = {}
-        for row in data[rows]:
-            files = row.get("files") or row.get("visual_files") or [{}]
+        for row in data[kind_queries.rows]:
+            files = row.get("files") or row.get("visual_files") or [row.get("folder") or {}]
             path = str((files[0] or {}).get("path") or "")
             paths = row.get("paths") or {}
             found[str(row["id"])] = ReviewItem(
                 title=row.get("title") or path.replace("\\", "/").rsplit("/", 1)[-1] or f"{kind} {row['id']}",
-                picture=paths.get("screenshot") or paths.get("thumbnail"),
+                picture=paths.get("screenshot") or paths.get("thumbnail") or paths.get("cover"),
                 tags={str(t["id"]): str(t["name"]) for t in row.get("tags") or []},
             )
         return found
@@ -270,9 +266,8 @@ class StashClient:
         if not add or not remove:
             self._update_tags(kind, item_id, add or remove, "ADD" if add else "REMOVE")
             return
-        document = queries.REVIEW_SCENE_UPDATE if kind == "scene" else queries.REVIEW_IMAGE_UPDATE
         self.execute(
-            document,
+            _KINDS[kind].review_update,
             {
                 "add": {"ids": [item_id], "tag_ids": {"ids": add, "mode": "ADD"}},
                 "remove": {"ids": [item_id], "tag_ids": {"ids": remove, "mode": "REMOVE"}},
@@ -280,8 +275,32 @@ class StashClient:
         )
 
     def _update_tags(self, kind: str, item_id: str, tag_ids: list[str], mode: str) -> None:
-        document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
-        self.execute(document, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": mode}}})
+        self.execute(_KINDS[kind].update, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": mode}}})
+
+    def gallery_members(self, gallery_id: str, positions: Sequence[int]) -> list[Item]:
+        """The gallery's images at these positions (0-based, in the gallery's order), in that order.
+
+        Each position is a page of one image, so a sample costs ``len(positions)`` small reads
+        whatever the gallery's size; consecutive positions from the start are one read. A position
+        past the end (images removed since the count) is simply absent.
+        """
+        wanted = sorted(set(positions))
+        if not wanted:
+            return []
+        by_gallery = {"galleries": {"value": [gallery_id], "modifier": "INCLUDES"}}
+        order = {"sort": "path", "direction": "ASC"}
+        if wanted == list(range(len(wanted))):
+            data = self._find(
+                "image", {"filter": {"page": 1, "per_page": len(wanted), **order}, "image_filter": by_gallery}
+            )
+            return [Item.from_image(row) for row in data["images"]]
+        members: list[Item] = []
+        for position in wanted:
+            data = self._find(
+                "image", {"filter": {"page": position + 1, "per_page": 1, **order}, "image_filter": by_gallery}
+            )
+            members.extend(Item.from_image(row) for row in data["images"][:1])
+        return members
 
 
 @dataclass(frozen=True)
@@ -308,18 +327,51 @@ def _untagged() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _KindQueries:
+    """Every document one item kind needs, so a kind is a row here rather than a branch per method."""
+
     documents: tuple[str, ...]
     field: str
     rows: str
     filter_key: str
     build: Callable[[dict[str, Any]], Item]
+    tags: str
+    update: str
+    review: str
+    review_update: str
 
 
 _KINDS = {
     "scene": _KindQueries(
-        (queries.FIND_SCENES, queries.FIND_SCENES_PLAIN), "findScenes", "scenes", "scene_filter", Item.from_scene
+        (queries.FIND_SCENES, queries.FIND_SCENES_PLAIN),
+        "findScenes",
+        "scenes",
+        "scene_filter",
+        Item.from_scene,
+        queries.SCENE_TAGS,
+        queries.BULK_SCENE_UPDATE,
+        queries.REVIEW_SCENES,
+        queries.REVIEW_SCENE_UPDATE,
     ),
     "image": _KindQueries(
-        (queries.FIND_IMAGES, queries.FIND_IMAGES_PLAIN), "findImages", "images", "image_filter", Item.from_image
+        (queries.FIND_IMAGES, queries.FIND_IMAGES_PLAIN),
+        "findImages",
+        "images",
+        "image_filter",
+        Item.from_image,
+        queries.IMAGE_TAGS,
+        queries.BULK_IMAGE_UPDATE,
+        queries.REVIEW_IMAGES,
+        queries.REVIEW_IMAGE_UPDATE,
+    ),
+    "gallery": _KindQueries(
+        (queries.FIND_GALLERIES,),
+        "findGalleries",
+        "galleries",
+        "gallery_filter",
+        Item.from_gallery,
+        queries.GALLERY_TAGS,
+        queries.BULK_GALLERY_UPDATE,
+        queries.REVIEW_GALLERIES,
+        queries.REVIEW_GALLERY_UPDATE,
     ),
 }

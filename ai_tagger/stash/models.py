@@ -117,18 +117,25 @@ class MediaFile(_Model):
 
 
 class Item(_Model):
-    """A scene or an image, reduced to what tagging needs."""
+    """A scene, an image or a gallery, reduced to what tagging needs.
 
-    kind: Literal["scene", "image"]
+    A gallery has no file of its own: ``path`` is its folder or zip archive, ``image_count`` how
+    many images it holds (its media are member images, read as images are)."""
+
+    kind: Literal["scene", "image", "gallery"]
     id: str
     title: str | None = None
     tag_ids: list[str] = Field(default_factory=list)
     file: MediaFile | None = None
     media_url: str | None = None
+    path: str | None = None
+    image_count: int | None = None
 
     @property
     def label(self) -> str:
         name = self.title or (self.file.basename if self.file else "")
+        if not name and self.path:
+            name = self.path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         return f"{self.kind} {self.id}" + (f" ({name})" if name else "")
 
     @classmethod
@@ -153,4 +160,17 @@ class Item(_Model):
             tag_ids=[t["id"] for t in raw.get("tags") or []],
             file=MediaFile.model_validate(files[0]) if files else None,
             media_url=(raw.get("paths") or {}).get("image"),
+        )
+
+    @classmethod
+    def from_gallery(cls, raw: dict[str, Any]) -> Item:
+        files = raw.get("files") or []
+        folder = raw.get("folder") or {}
+        return cls(
+            kind="gallery",
+            id=raw["id"],
+            title=raw.get("title"),
+            tag_ids=[t["id"] for t in raw.get("tags") or []],
+            path=(files[0].get("path") if files else None) or folder.get("path"),
+            image_count=raw.get("image_count"),
         )

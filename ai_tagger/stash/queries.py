@@ -97,6 +97,24 @@ query FindImages($filter: FindFilterType, $image_filter: ImageFilterType, $ids: 
 }
 """
 
+# A gallery's own fields; its member images are read with FIND_IMAGES filtered by gallery, a
+# page of one at each sampled position, so a 10,000-image set costs as few reads as a 6-image one.
+FIND_GALLERIES = """
+query FindGalleries($filter: FindFilterType, $gallery_filter: GalleryFilterType, $ids: [ID!]) {
+  findGalleries(filter: $filter, gallery_filter: $gallery_filter, ids: $ids) {
+    count
+    galleries {
+      id
+      title
+      tags { id }
+      image_count
+      folder { path }
+      files { path }
+    }
+  }
+}
+"""
+
 # With content fingerprints (the cache key) first; without them for a server that cannot give them.
 FIND_SCENES = _SCENE.replace("FINGERPRINTS", "fingerprints { type value }")
 FIND_SCENES_PLAIN = _SCENE.replace("FindScenes(", "FindScenesPlain(").replace(" FINGERPRINTS", "")
@@ -116,6 +134,14 @@ IMAGE_TAGS = """
 query ImageTags($ids: [ID!], $filter: FindFilterType) {
   findImages(ids: $ids, filter: $filter) {
     images { id tags { id } }
+  }
+}
+"""
+
+GALLERY_TAGS = """
+query GalleryTags($ids: [ID!], $filter: FindFilterType) {
+  findGalleries(ids: $ids, filter: $filter) {
+    galleries { id tags { id } }
   }
 }
 """
@@ -162,6 +188,12 @@ mutation BulkImageUpdate($input: BulkImageUpdateInput!) {
 }
 """
 
+BULK_GALLERY_UPDATE = """
+mutation BulkGalleryUpdate($input: BulkGalleryUpdateInput!) {
+  bulkGalleryUpdate(input: $input) { id }
+}
+"""
+
 _SCENE_MARKERS = """
 query SceneMarkers($id: ID) {
   findScene(id: $id) {
@@ -205,6 +237,14 @@ query ReviewImages($ids: [ID!], $filter: FindFilterType) {
 }
 """
 
+REVIEW_GALLERIES = """
+query ReviewGalleries($ids: [ID!], $filter: FindFilterType) {
+  findGalleries(ids: $ids, filter: $filter) {
+    galleries { id title folder { path } files { path } paths { cover } tags { id name } }
+  }
+}
+"""
+
 # A review decision adds and removes in one request: both fields run in order, in one mutation.
 REVIEW_SCENE_UPDATE = """
 mutation ReviewSceneUpdate($add: BulkSceneUpdateInput!, $remove: BulkSceneUpdateInput!) {
@@ -217,6 +257,13 @@ REVIEW_IMAGE_UPDATE = """
 mutation ReviewImageUpdate($add: BulkImageUpdateInput!, $remove: BulkImageUpdateInput!) {
   add: bulkImageUpdate(input: $add) { id }
   remove: bulkImageUpdate(input: $remove) { id }
+}
+"""
+
+REVIEW_GALLERY_UPDATE = """
+mutation ReviewGalleryUpdate($add: BulkGalleryUpdateInput!, $remove: BulkGalleryUpdateInput!) {
+  add: bulkGalleryUpdate(input: $add) { id }
+  remove: bulkGalleryUpdate(input: $remove) { id }
 }
 """
 
