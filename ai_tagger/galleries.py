@@ -1,0 +1,224 @@
+"""A gallery's answer, rolled up from a few of its member images without paying twice.
+
+A gallery is to its images what a scene is to its frames: up to ``imagesPerGallery`` members,
+spread over the set (:mod:`ai_tagger.stash.galleries`), are its frames, and the usual decision
+(multi-frame score, ``minFrames``, rules, review tier) turns "seen in 5 of 6 images" into
+confidence. What each member contributes:
+
+* a member whose own answer is already cached (it was tagged as an image before) brings that
+  answer, less the tags the user removed from that image: no call, no tokens;
+* the other members go to the model together, in one request, exactly like a scene's frames
+  (so a 200-image set costs what one scene costs); that request's answer is cached too, so a
+  preview followed by a run, or a run after a crash, pays once;
+* a member that cannot be read is left out (logged); the gallery fails only if none can be read.
+
+The rolled-up answer is cached under the gallery's own key, so re-apply re-decides it later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ai_tagger.answers import Answers
+from ai_tagger.cache import answer_key
+from ai_tagger.decide.normalize import key
+from ai_tagger.decide.rules import Rules
+from ai_tagger.decide.vocabulary import Vocabulary
+from ai_tagger.errors import MediaError
+from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
+from ai_tagger.gateway.prompt import PROMPT_VERSION, item_context
+from ai_tagger.log import Log
+from ai_tagger.media.source import shots
+from ai_tagger.stash.client import StashClient
+from ai_tagger.stash.galleries import sampled_members
+from ai_tagger.stash.models import Item
+
+NEW_TAG = "new:"
+"""How a rejection of a tag that did not exist yet is keyed (the journal's convention)."""
+
+
+class Members(Protocol):
+    """What the roll-up needs from the run's answer machinery: its cache, media and provider."""
+
+    def member_key(self, member: Item) -> str | None:
+        """The member image's own cache key, as tagging that image would compute it."""
+
+    def group_key(self, gallery: Item, members: Sequence[Item], purpose: str) -> str | None:
+        """A cache key for these members of this gallery (``purpose``: ``asked`` or ``gallery``)."""
+
+    def cached(self, cache_key: str | None) -> TagAnswer | None: ...
+
+    def picture(self, member: Item) -> bytes:
+        """The member as the model sees it; raises :class:`MediaError` when it cannot be read."""
+
+    def ask(self, gallery: Item, pictures: list[bytes]) -> TagAnswer:
+        """One request with these pictures as the gallery's frames."""
+
+    def store(self, cache_key: str, fingerprint: str, answer: TagAnswer) -> None: ...
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A gallery's answer and where its evidence came from."""
+
+    answer: TagAnswer
+    members: list[Item]
+    """The members that count as its frames, in order (frame N is ``members[N - 1]``)."""
+    cached_members: int
+    left_out: list[str]
+
+
+def remap(candidates: Sequence[Candidate], frames: Sequence[int]) -> list[Candidate]:
+    """A part's candidates with its frame numbers turned into the gallery's (``frames[n - 1]``).
+
+    A candidate that names no valid frame of the part counts as seen in all of them: the model
+    saw only these pictures and did not narrow it down (as a scene's answer without frames).
+    """
+    out = []
+    for candidate in candidates:
+        seen = tuple(sorted({frames[f - 1] for f in candidate.frames if 1 <= f <= len(frames)}))
+        out.append(candidate.model_copy(update={"frames": seen or tuple(frames)}))
+    return out
+
+
+def rejection_keys_of(name: str, vocabulary: Vocabulary, rules: Rules) -> set[str]:
+    """Every key a user's rejection of the tag this name means may be stored under."""
+    found = rules.synonym(name)
+    target = found[1] if found else name
+    keys = {NEW_TAG + key(name), NEW_TAG + key(target)}
+    tag = vocabulary.find(target)
+    return keys | ({tag.id} if tag is not None else set())
+
+
+class GalleryAnswers:
+    """Answers for galleries; shared by all workers of a run."""
+
+    def __init__(
+        self,
+        *,
+        client: StashClient,
+        members: Members,
+        images_per_gallery: int,
+        vocabulary: Vocabulary,
+        rules: Rules,
+        log: Log,
+        rejections: Callable[[Item], set[str]] | None = None,
+    ) -> None:
+        """``rejections(member)``: the tags the user removed from that image (ids or ``new:`` keys)."""
+        self.client = client
+        self.members = members
+        self.wanted = images_per_gallery
+        self.vocabulary = vocabulary
+        self.rules = rules
+        self.log = log
+        self.rejections = rejections
+
+    def answer(self, gallery: Item) -> Rollup | None:
+        """The gallery's rolled-up answer; None for a gallery with no images."""
+        sample = sampled_members(self.client, gallery, self.wanted)
+        if not sample:
+            return None
+        known = {m.id: self.members.cached(self.members.member_key(m)) for m in sample}
+        pictures: dict[str, bytes] = {}
+        left_out = []
+        for member in sample:
+            if known[member.id] is not None:
+                continue
+            try:
+                pictures[member.id] = self.members.picture(member)
+            except MediaError as exc:
+                self.log.warning(f"{gallery.label}: {member.label} left out: {exc}")
+                left_out.append(member.id)
+        used = [m for m in sample if m.id not in left_out]
+        if not used:
+            raise MediaError(f"none of its {len(sample)} sampled image(s) could be read")
+        asked = [m for m in used if m.id in pictures]
+        frame_of = {m.id: n for n, m in enumerate(used, start=1)}
+        candidates: list[Candidate] = []
+        for member in used:
+            cached = known[member.id]
+            if cached is not None:
+                candidates += remap(self._kept(member, cached.candidates), [frame_of[member.id]])
+        fresh = self._ask(gallery, asked, [pictures[m.id] for m in asked]) if asked else None
+        if fresh is not None:
+            candidates += remap(fresh.candidates, [frame_of[m.id] for m in asked])
+        spent = fresh is not None and not fresh.cached
+        answer = TagAnswer(
+            candidates,
+            fresh.usage if spent and fresh else Usage(),
+            calls=fresh.calls if spent and fresh else 0,
+            notes=list(fresh.notes) if fresh else [],
+            frame_count=len(used),
+            cached=not spent,
+        )
+        gallery_key = self.members.group_key(gallery, used, "gallery")
+        if gallery_key is not None:
+            self.members.store(gallery_key, f"gallery:{gallery.id}", answer)
+            answer = dataclasses.replace(answer, key=gallery_key)
+        return Rollup(answer, used, len(used) - len(asked), left_out)
+
+    def _ask(self, gallery: Item, asked: list[Item], pictures: list[bytes]) -> TagAnswer:
+        """The uncached members' answer: from the cache if these members were asked before, else one call."""
+        asked_key = self.members.group_key(gallery, asked, "asked")
+        earlier = self.members.cached(asked_key)
+        if earlier is not None:
+            return earlier
+        fresh = self.members.ask(gallery, pictures)
+        if asked_key is not None:
+            self.members.store(asked_key, f"gallery:{gallery.id}", fresh)
+        return fresh
+
+    def _kept(self, member: Item, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The member's cached evidence less the tags the user removed from that image."""
+        rejected = self.rejections(member) if self.rejections is not None else set()
+        if not rejected:
+            return list(candidates)
+        return [c for c in candidates if not rejection_keys_of(c.name, self.vocabulary, self.rules) & rejected]
+
+
+class AnswerMembers:
+    """:class:`Members` over the run's :class:`~ai_tagger.answers.Answers`: the same cache keys,
+    media options, request shape and gateway slots as scenes and images, so a member's cached
+    image answer is found under the very key tagging that image stored it."""
+
+    def __init__(self, answers: Answers) -> None:
+        self.answers = answers
+
+    def _context(self, item: Item) -> str:
+        settings = self.answers.settings
+        return item_context(item) if settings.include_context and not settings.local else ""
+
+    def member_key(self, member: Item) -> str | None:
+        if self.answers.cache is None:
+            return None
+        return self.answers._key(member, self._context(member))
+
+    def group_key(self, gallery: Item, members: Sequence[Item], purpose: str) -> str | None:
+        if self.answers.cache is None or any(m.file is None for m in members):
+            return None
+        settings = self.answers.settings
+        plan = (purpose, settings.frame_layout, settings.max_image_side, settings.image_detail)
+        gateway = (settings.provider, settings.gateway_url, settings.model, PROMPT_VERSION)
+        fingerprints = tuple(m.file.fingerprint() for m in members if m.file is not None)
+        return answer_key(fingerprints, "gallery", plan, gateway, self._context(gallery))
+
+    def cached(self, cache_key: str | None) -> TagAnswer | None:
+        return self.answers.cached(cache_key)
+
+    def picture(self, member: Item) -> bytes:
+        with self.answers._media_slots:
+            return shots(member, self.answers.media, self.answers._fetch).pictures[0]
+
+    def ask(self, gallery: Item, pictures: list[bytes]) -> TagAnswer:
+        answers = self.answers
+        answer = answers._describe(answers._request(gallery, pictures, self._context(gallery)))
+        for note in answer.notes:
+            getattr(answers.log, note.level)(f"{gallery.label}: {note.text}")
+        return dataclasses.replace(answer, frame_count=len(pictures), cached=False)
+
+    def store(self, cache_key: str, fingerprint: str, answer: TagAnswer) -> None:
+        if self.answers.cache is not None:
+            self.answers.cache.put(cache_key, fingerprint, answer.candidates, answer.frame_count, answer.usage)
