@@ -41,7 +41,10 @@ class Mode(NamedTuple):
     and two decisions on one item are kept apart by the journal (compare and swap), not by the lock."""
 
 
-BOTH = ("scene", "image")
+BOTH = ("scene", "image", "gallery")
+"""Every item kind; galleries are read from Stash only with ``tagGalleries`` on (or by ``tag_galleries``)."""
+GALLERY_MODES = ("tag_galleries",)
+"""Modes that tag galleries whatever ``tagGalleries`` says (the user asked for exactly that)."""
 TABLE: dict[str, Mode] = {
     mode.name: mode
     for mode in (

@@ -28,7 +28,7 @@ from ai_tagger.errors import RunError, SettingsError, StashError
 from ai_tagger.gateway.base import Provider
 from ai_tagger.journal import Journal
 from ai_tagger.log import Log
-from ai_tagger.modes import TABLE, Mode
+from ai_tagger.modes import GALLERY_MODES, TABLE, Mode
 from ai_tagger.report import ItemResult, RunSummary
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
@@ -52,8 +52,9 @@ def work_for(mode: Mode, *, client: StashClient, tagger: Tagger, cache: Cache, s
         if settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
         return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
-    available = sum(client.count_untagged(kind) for kind in mode.kinds)
-    items = itertools.chain.from_iterable(client.untagged(kind) for kind in mode.kinds)
+    kinds = [k for k in mode.kinds if k != "gallery" or settings.tag_galleries or mode.name in GALLERY_MODES]
+    available = sum(client.count_untagged(kind) for kind in kinds)
+    items = itertools.chain.from_iterable(client.untagged(kind) for kind in kinds)
     return Work(available, items, tagger.process)
 
 

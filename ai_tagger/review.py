@@ -24,10 +24,13 @@ from ai_tagger.journal import NEW_TAG, Journal, Write
 from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_REVIEW, STATUS_TAGS, Settings
 from ai_tagger.stash.client import ReviewItem, StashClient
+from ai_tagger.stash.galleries import sample_positions
 from ai_tagger.stash.models import Tag
 from ai_tagger.tagbook import TagBook
 
-KINDS = ("scene", "image")
+KINDS = ("scene", "image", "gallery")
+PAGES = {"scene": "scenes", "image": "images", "gallery": "galleries"}
+"""Stash's UI route of each kind."""
 PER_PAGE = 25
 MAX_PER_PAGE = 100
 MAX_NAMES = 200
@@ -117,7 +120,7 @@ class Review:
         kinds = (kind,) if kind else KINDS
         if args.get("id") not in (None, ""):  # one item, pending or not: the scene and image pages' AI panel
             if kind is None:
-                raise InputError("review_list with an id needs its kind: scene or image")
+                raise InputError("review_list with an id needs its kind: scene, image or gallery")
             item_id = _item_id(args["id"])
             total, rows = 1, [(kind, item_id, self.journal.suggestions(kind, item_id) or "[]")]
         else:
@@ -183,15 +186,26 @@ class Review:
             for tag_id, why in self.journal.applied_by_ai(kind, item_id).items()
             if tag_id in item.tags
         ]
-        return {
+        shown = {
             "kind": kind,
             "id": item_id,
             "title": item.title,
             "thumbnail": item.picture,
-            "url": f"/{kind}s/{item_id}",
+            "url": f"/{PAGES[kind]}/{item_id}",
             "suggestions": suggestions,
             "applied": applied,
         }
+        if kind == "gallery":
+            shown["images"] = self._sampled(item_id, item.image_count or 0)
+        return shown
+
+    def _sampled(self, gallery_id: str, count: int) -> list[dict[str, Any]]:
+        """The member images a gallery's suggestions came from (frame N is the N-th), for the page to show."""
+        positions = sample_positions(count, self.settings.images_per_gallery)
+        return [
+            {"id": m.id, "url": m.media_url, "page": f"/images/{m.id}"}
+            for m in self.client.gallery_members(gallery_id, positions)
+        ]
 
     @staticmethod
     def _tag_for(entry: dict[str, Any], vocabulary: Vocabulary) -> Tag | None:

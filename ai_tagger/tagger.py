@@ -15,6 +15,7 @@ from ai_tagger.decide.decision import Policy
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import ItemError
+from ai_tagger.galleries import AnswerMembers, GalleryAnswers
 from ai_tagger.gateway.base import Provider
 from ai_tagger.journal import Journal
 from ai_tagger.log import Log
@@ -59,6 +60,16 @@ class Tagger:
             vocabulary=vocabulary,
             cache=None if settings.disable_cache else cache,
         )
+        self.galleries = GalleryAnswers(
+            client=client,
+            members=AnswerMembers(self.answers),
+            images_per_gallery=settings.images_per_gallery,
+            vocabulary=vocabulary,
+            rules=rules,
+            log=log,
+            rejections=None if journal is None else functools.partial(_member_rejections, journal),
+        )
+        self.log = log
         self.applier = Applier(
             client=client,
             book=self.book,
@@ -83,7 +94,14 @@ class Tagger:
     def process(self, item: Item) -> ItemResult:
         """Answer, decide, write; an item's own failure marks it ``AI_Errored``, a run's failure propagates."""
         try:
-            answer = self.answers.answer(item)
+            if item.kind == "gallery":
+                rollup = self.galleries.answer(item)
+                if rollup is None:
+                    self.log.info(f"{item.label}: no images; skipped")
+                    return ItemResult(item.kind, item.id, "skipped", error="no images")
+                answer = rollup.answer
+            else:
+                answer = self.answers.answer(item)
         except ItemError as exc:
             return self.applier.failed(item.kind, item.id, item.label, exc, set(item.tag_ids))
         return self.applier.apply(item.kind, item.id, item.label, answer, set(item.tag_ids))
@@ -94,6 +112,11 @@ class Tagger:
         if answer is None:
             return ItemResult(entry.kind, entry.id, "skipped", error="no cached answer")
         return self.applier.reapply(entry, answer)
+
+
+def _member_rejections(journal: Journal, member: Item) -> set[str]:
+    """Tags the user removed from a gallery's member image (found now if removed since)."""
+    return journal.rejected(member.kind, member.id, set(member.tag_ids))
 
 
 def _record_created(journal: Journal, run_id: str, tag: Tag) -> None:

@@ -258,6 +258,7 @@ class StashClient:
                 title=row.get("title") or path.replace("\\", "/").rsplit("/", 1)[-1] or f"{kind} {row['id']}",
                 picture=paths.get("screenshot") or paths.get("thumbnail") or paths.get("cover"),
                 tags={str(t["id"]): str(t["name"]) for t in row.get("tags") or []},
+                image_count=row.get("image_count"),
             )
         return found
 
@@ -308,6 +309,8 @@ class ReviewItem:
     title: str
     picture: str | None
     tags: dict[str, str]
+    image_count: int | None = None
+    """A gallery's number of images (None for scenes and images)."""
 
 
 def _why(exc: requests.RequestException) -> str:

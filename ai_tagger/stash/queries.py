@@ -240,7 +240,7 @@ query ReviewImages($ids: [ID!], $filter: FindFilterType) {
 REVIEW_GALLERIES = """
 query ReviewGalleries($ids: [ID!], $filter: FindFilterType) {
   findGalleries(ids: $ids, filter: $filter) {
-    galleries { id title folder { path } files { path } paths { cover } tags { id name } }
+    galleries { id title image_count folder { path } files { path } paths { cover } tags { id name } }
   }
 }
 """
