@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from ai_tagger.analyze.galleries import GalleryAnswers, remap
+from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.decide.decision import TOO_FEW_FRAMES, Policy, decide
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import MediaError
-from ai_tagger.galleries import GalleryAnswers, remap
-from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.log import Log
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item, ServerConnection, Tag

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ai_tagger.cache import MIGRATIONS, Cache
+from ai_tagger.analyze.gateway.base import Candidate
 from ai_tagger.decide.decision import APPLY, BELOW, Policy, Verdict, decide
 from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.gateway.base import Candidate
-from ai_tagger.journal import Journal, Write
-from ai_tagger.modes import UNDOABLE
 from ai_tagger.settings import Settings, data_dir
 from ai_tagger.stash.models import Tag
+from ai_tagger.store.cache import MIGRATIONS, Cache
+from ai_tagger.store.journal import Journal, Write
+from ai_tagger.tasks.modes import UNDOABLE
 from tests import media
 from tests.conftest import run_plugin
 from tests.test_undo import ok

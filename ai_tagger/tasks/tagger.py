@@ -1,4 +1,4 @@
-"""One item at a time: an answer (:mod:`ai_tagger.answers`) -> a decision applied (:mod:`ai_tagger.apply`).
+"""One item at a time: an answer (``analyze.answers``) -> a decision applied (``write.apply``).
 
 Getting the answer (cache, media, provider) and applying it (policy, tag book, one write) are
 separate objects, so a mode that needs only one of them (re-apply: no provider) uses only it.
@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import functools
 
-from ai_tagger.answers import Answers
-from ai_tagger.apply import Applier
-from ai_tagger.cache import Cache, JournalEntry
+from ai_tagger.analyze.answers import Answers
+from ai_tagger.analyze.galleries import AnswerMembers, GalleryAnswers
+from ai_tagger.analyze.gateway.base import Provider
 from ai_tagger.decide.decision import Policy
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import ItemError
-from ai_tagger.galleries import AnswerMembers, GalleryAnswers
-from ai_tagger.gateway.base import Provider
-from ai_tagger.journal import Journal
 from ai_tagger.log import Log
-from ai_tagger.report import ItemResult
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item, Tag
-from ai_tagger.tagbook import TagBook
+from ai_tagger.store.cache import Cache, JournalEntry
+from ai_tagger.store.journal import Journal
+from ai_tagger.tasks.summary import ItemResult
+from ai_tagger.write.apply import Applier
+from ai_tagger.write.tagbook import TagBook
 
 
 class Tagger:

@@ -20,13 +20,13 @@ from ai_tagger.decide.decision import APPLY, Verdict
 from ai_tagger.decide.normalize import key
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import InputError, StashError
-from ai_tagger.journal import NEW_TAG, Journal, Write
 from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_REVIEW, STATUS_TAGS, Settings
 from ai_tagger.stash.client import ReviewItem, StashClient
 from ai_tagger.stash.galleries import sample_positions
 from ai_tagger.stash.models import Tag
-from ai_tagger.tagbook import TagBook
+from ai_tagger.store.journal import NEW_TAG, Journal, Write
+from ai_tagger.write.tagbook import TagBook
 
 KINDS = ("scene", "image", "gallery")
 PAGES = {"scene": "scenes", "image": "images", "gallery": "galleries"}

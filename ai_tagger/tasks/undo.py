@@ -15,11 +15,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ai_tagger.journal import STATUS_BY_NAME, Journal
 from ai_tagger.log import Log
-from ai_tagger.modes import UNDOABLE, Mode
-from ai_tagger.report import MAX_REPORTED_ITEMS
 from ai_tagger.stash.client import StashClient
+from ai_tagger.store.journal import STATUS_BY_NAME, Journal
+from ai_tagger.tasks.modes import UNDOABLE, Mode
+from ai_tagger.tasks.summary import MAX_REPORTED_ITEMS
 
 PAGE = 100
 """Items read from Stash in one query, as the journal pages them."""

@@ -27,8 +27,8 @@ from typing import Any
 import json_repair
 from pydantic import ValidationError
 
+from ai_tagger.analyze.gateway.base import Candidate
 from ai_tagger.errors import MalformedAnswer
-from ai_tagger.gateway.base import Candidate
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", re.DOTALL)
 _REASONING_TAGS = "think|thinking|reasoning"

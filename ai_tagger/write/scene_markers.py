@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ai_tagger.cache import Cache, MarkerRow
 from ai_tagger.decide.markers import Span
 from ai_tagger.log import Log
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import SceneMarker, SceneMarks, TagRef
+from ai_tagger.store.cache import Cache, MarkerRow
 
 TagName = Callable[[str], str]
 

@@ -22,19 +22,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ai_tagger.answers import Answers
-from ai_tagger.cache import answer_key
+from ai_tagger.analyze.answers import Answers
+from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
+from ai_tagger.analyze.gateway.prompt import PROMPT_VERSION, item_context
 from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import MediaError
-from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
-from ai_tagger.gateway.prompt import PROMPT_VERSION, item_context
 from ai_tagger.log import Log
 from ai_tagger.media.source import shots
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.galleries import sampled_members
 from ai_tagger.stash.models import Item
+from ai_tagger.store.cache import answer_key
 
 NEW_TAG = "new:"
 """How a rejection of a tag that did not exist yet is keyed (the journal's convention)."""
@@ -180,7 +180,7 @@ class GalleryAnswers:
 
 
 class AnswerMembers:
-    """:class:`Members` over the run's :class:`~ai_tagger.answers.Answers`: the same cache keys,
+    """:class:`Members` over the run's :class:`~ai_tagger.analyze.answers.Answers`: the same cache keys,
     media options, request shape and gateway slots as scenes and images, so a member's cached
     image answer is found under the very key tagging that image stored it."""
 

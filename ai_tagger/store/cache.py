@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
+from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 
 # Each entry moves a file from the version before it (its index) to the next; ``PRAGMA
 # user_version`` records where a file is. Files written before versions existed are version 0
@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (kind, id)
 );
 """,
-    # The provenance journal (ai_tagger.journal): every run, every tag written, the tags created,
+    # The provenance journal (ai_tagger.store.journal): every run, every tag written, the tags created,
     # the user's rejections. A write is journaled before the mutation and ``done`` after it;
     # ``undone``/``dropped``/``rejected`` mark a write no longer in force.
     """

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.decide.normalize import key
-from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
 
 
 def chunks(count: int, size: int) -> list[tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 A provider turns prepared pictures (plus context) into candidate tags with confidences. It is
 a class with a ``name`` registered with :func:`register`, built from a :class:`GatewayConfig`;
-modules in ``gateway/providers/`` are imported on first lookup, so adding a provider is adding
+modules in ``analyze/providers/`` are imported on first lookup, so adding a provider is adding
 one file there.
 """
 
@@ -260,7 +260,7 @@ def register(name: str | type[P]) -> Callable[[type[P]], type[P]] | type[P]:
 
 
 def _load_builtin() -> None:
-    from ai_tagger.gateway import providers
+    from ai_tagger.analyze import providers
 
     for module in pkgutil.iter_modules(providers.__path__):
         importlib.import_module(f"{providers.__name__}.{module.name}")

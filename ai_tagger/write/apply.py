@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from ai_tagger.cache import Cache, JournalEntry
+from ai_tagger.analyze.gateway.base import TagAnswer
 from ai_tagger.decide.decision import REJECTED, REVIEW, Decision, Policy, Verdict, decide
 from ai_tagger.decide.markers import Span, plan
 from ai_tagger.errors import ItemError
-from ai_tagger.gateway.base import TagAnswer
-from ai_tagger.journal import Journal, Write, rejection_keys
 from ai_tagger.log import Log
-from ai_tagger.markers import MarkerWriter, clock, describe
-from ai_tagger.report import ItemResult
 from ai_tagger.settings import STATUS_ERRORED, STATUS_REVIEW, STATUS_TAGGED
 from ai_tagger.stash.client import StashClient
-from ai_tagger.tagbook import TagBook
+from ai_tagger.store.cache import Cache, JournalEntry
+from ai_tagger.store.journal import Journal, Write, rejection_keys
+from ai_tagger.tasks.summary import ItemResult
+from ai_tagger.write.scene_markers import MarkerWriter, clock, describe
+from ai_tagger.write.tagbook import TagBook
 
 ON_ITEM = "on the item"
 """A review suggestion the item already has: not pending any more."""

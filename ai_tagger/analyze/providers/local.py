@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ai_tagger.analyze.gateway.base import (
+    Candidate,
+    GatewayConfig,
+    GatewayError,
+    GatewayFatal,
+    TagAnswer,
+    TagRequest,
+    register,
+)
+from ai_tagger.analyze.local.detector import Detector, DetectorUnavailable, PictureError, aggregate
 from ai_tagger.deps import TASK_NAME
-from ai_tagger.gateway.base import Candidate, GatewayConfig, GatewayError, GatewayFatal, TagAnswer, TagRequest, register
-from ai_tagger.local.detector import Detector, DetectorUnavailable, PictureError, aggregate
 
 
 @register

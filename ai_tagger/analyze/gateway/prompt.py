@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import PurePath
 
-from ai_tagger.gateway.base import TagRequest
+from ai_tagger.analyze.gateway.base import TagRequest
 from ai_tagger.stash.models import Item
 
 PROMPT_VERSION = "2"

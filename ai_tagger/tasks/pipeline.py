@@ -21,18 +21,18 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from ai_tagger.cache import Cache
+from ai_tagger.analyze.gateway.base import Provider
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import RunError, SettingsError, StashError
-from ai_tagger.gateway.base import Provider
-from ai_tagger.journal import Journal
 from ai_tagger.log import Log
-from ai_tagger.modes import GALLERY_MODES, TABLE, Mode
-from ai_tagger.report import ItemResult, RunSummary
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
-from ai_tagger.tagger import Tagger
+from ai_tagger.store.cache import Cache
+from ai_tagger.store.journal import Journal
+from ai_tagger.tasks.modes import GALLERY_MODES, TABLE, Mode
+from ai_tagger.tasks.summary import ItemResult, RunSummary
+from ai_tagger.tasks.tagger import Tagger
 
 BREAKER = 5
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ai_tagger.gateway.base import Candidate, GatewayConfig, GatewayError, TagAnswer, TagRequest, register
-from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
+from ai_tagger.analyze.gateway.base import Candidate, GatewayConfig, GatewayError, TagAnswer, TagRequest, register
+from ai_tagger.analyze.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
 
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings

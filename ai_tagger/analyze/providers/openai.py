@@ -16,10 +16,10 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ai_tagger.gateway.answer import MalformedAnswer, Reading, answer_schema, read_answer
-from ai_tagger.gateway.base import GatewayConfig, GatewayError, Note, TagAnswer, TagRequest, Usage, register
-from ai_tagger.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
-from ai_tagger.gateway.prompt import SYSTEM_PROMPT, user_text
+from ai_tagger.analyze.gateway.answer import MalformedAnswer, Reading, answer_schema, read_answer
+from ai_tagger.analyze.gateway.base import GatewayConfig, GatewayError, Note, TagAnswer, TagRequest, Usage, register
+from ai_tagger.analyze.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
+from ai_tagger.analyze.gateway.prompt import SYSTEM_PROMPT, user_text
 
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings

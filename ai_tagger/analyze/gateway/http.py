@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
-from ai_tagger.gateway.base import GatewayConfig, GatewayError, GatewayFatal
+from ai_tagger.analyze.gateway.base import GatewayConfig, GatewayError, GatewayFatal
 from ai_tagger.retry import MAX_WAIT, PooledSessions, RetryPolicy, retry_after
 
 if TYPE_CHECKING:

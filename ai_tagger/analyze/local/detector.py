@@ -53,7 +53,7 @@ OPT_IN_NAMES: Mapping[str, str] = {
 """Reported only when the rules file's ``allow`` list names them: most pictures of people show
 these, so by default they would tag nearly everything."""
 
-REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements-local.txt"
+REQUIREMENTS = Path(__file__).resolve().parents[3] / "requirements-local.txt"
 
 
 class DetectorUnavailable(Exception):

@@ -15,24 +15,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ai_tagger.cache import Cache, NewerCache
+from ai_tagger.analyze.gateway.base import create_provider
 from ai_tagger.decide.rules import Rules, load_rules
 from ai_tagger.deps import data_root
 from ai_tagger.errors import InputError, RunError
-from ai_tagger.gateway.base import create_provider
-from ai_tagger.journal import Journal
 from ai_tagger.log import Log
-from ai_tagger.modes import DEFAULT, MODES, TABLE
-from ai_tagger.pipeline import run
-from ai_tagger.report import RunSummary
-from ai_tagger.review import Review
-from ai_tagger.runlock import RunLock
 from ai_tagger.settings import Settings, plain_message, rules_path
 from ai_tagger.stash import versions
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import PluginInput
-from ai_tagger.stats import report
-from ai_tagger.undo import Undo
+from ai_tagger.store.cache import Cache, NewerCache
+from ai_tagger.store.journal import Journal
+from ai_tagger.store.runlock import RunLock
+from ai_tagger.tasks.modes import DEFAULT, MODES, TABLE
+from ai_tagger.tasks.pipeline import run
+from ai_tagger.tasks.report import report
+from ai_tagger.tasks.review import Review
+from ai_tagger.tasks.summary import RunSummary
+from ai_tagger.tasks.undo import Undo
 
 Result = tuple[Any, str | None]
 MAX_LIMIT = 10**9

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ai_tagger.analyze.gateway.base import Usage
 from ai_tagger.decide.decision import Decision
-from ai_tagger.gateway.base import Usage
-from ai_tagger.modes import TABLE
+from ai_tagger.tasks.modes import TABLE
 
 MAX_REPORTED_ITEMS = 500
 

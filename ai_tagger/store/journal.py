@@ -17,9 +17,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ai_tagger.cache import Cache
 from ai_tagger.decide.decision import Verdict
 from ai_tagger.decide.normalize import key
+from ai_tagger.store.cache import Cache
 
 LEARN_MIN_APPLIED = 10
 LEARN_MIN_RATE = 0.30

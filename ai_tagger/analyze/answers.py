@@ -13,19 +13,19 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ai_tagger.cache import Cache, answer_key
+from ai_tagger.analyze.gateway.answer import MAX_ENUM
+from ai_tagger.analyze.gateway.base import Provider, TagAnswer, TagRequest
+from ai_tagger.analyze.gateway.prompt import PROMPT_VERSION, item_context
+from ai_tagger.analyze.gateway.split import chunks, merge
 from ai_tagger.decide.vocabulary import Vocabulary, prompt_entry
 from ai_tagger.errors import GatewayError, MediaError, StashError
-from ai_tagger.gateway.answer import MAX_ENUM
-from ai_tagger.gateway.base import Provider, TagAnswer, TagRequest
-from ai_tagger.gateway.prompt import PROMPT_VERSION, item_context
-from ai_tagger.gateway.split import chunks, merge
 from ai_tagger.log import Log
 from ai_tagger.media.grid import contact_sheet
 from ai_tagger.media.source import MediaOptions, shots
 from ai_tagger.settings import STATUS_TAGS, Settings
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item
+from ai_tagger.store.cache import Cache, answer_key
 
 
 class Answers:

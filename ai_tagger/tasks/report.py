@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ai_tagger.journal import Journal
 from ai_tagger.log import Log
-from ai_tagger.report import MAX_REPORTED_ITEMS
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
+from ai_tagger.store.journal import Journal
+from ai_tagger.tasks.summary import MAX_REPORTED_ITEMS
 
 
 def report(*, client: StashClient, journal: Journal, settings: Settings, log: Log) -> dict[str, Any]:
