@@ -205,3 +205,14 @@ def test_review_lists_gallery_suggestions_with_their_sampled_images(stash, model
     done = ok(run_plugin(stash, {"mode": "review_decide", "kind": "gallery", "id": gallery, "accept": ["Red"]}))
     assert done["accepted"] == ["Red"]
     assert stash.tags_of_gallery(gallery) == {"AI_Tagged", "Red"}
+
+
+def test_one_tag_untagged_run_pays_once_for_images_and_their_gallery(stash, model, tmp_path):
+    gallery = gallery_of(stash, tmp_path, ["red", "red", "blue"])
+    output = ok(run_plugin(stash, {"mode": "tag_untagged"}))
+    assert model.completion_count == 3 and model.images_received == 3, "one call per image, none for the gallery"
+    assert output["gateway_calls"] == 3 and output["tagged"] == 4
+    assert stash.tags_of_gallery(gallery) == {"Red", "AI_Tagged"}
+    assert [stash.tags_of_image(i) for i in stash.gallery(gallery)["image_ids"]] == [
+        {"Red", "AI_Tagged"}, {"Red", "AI_Tagged"}, {"Water", "AI_Tagged"}
+    ]

@@ -59,6 +59,12 @@ class Recorder:
         candidates = [Candidate(name=TAGS[c], confidence=0.9, frames=tuple(f)) for c, f in frames.items()]
         return TagAnswer(candidates, Usage(100 * len(pictures), 20), frame_count=len(pictures))
 
+    def own(self, member: Item) -> TagAnswer:
+        self.calls.append([f"image {member.id}"])
+        self.tag_image(member.id)
+        found = self.store_[f"image:{member.id}"]
+        return TagAnswer(found.candidates, Usage(100, 20), frame_count=1)
+
     def store(self, cache_key: str, fingerprint: str, answer: TagAnswer) -> None:
         self.store_[cache_key] = answer
 
@@ -86,6 +92,7 @@ def rollup(
     stash: FakeStash,
     members: Recorder,
     *,
+    images_in_run: bool = False,
     wanted: int = 6,
     rejected: dict[str, set[str]] | None = None,
     vocabulary: Vocabulary | None = None,
@@ -99,6 +106,7 @@ def rollup(
         rules=Rules(),
         log=Log(io.StringIO()),
         rejections=lambda m: (rejected or {}).get(m.id, set()),
+        images_in_run=images_in_run,
     )
 
 
@@ -215,3 +223,12 @@ def test_gallery_answer_is_cached_for_reapply(stash: FakeStash, tmp_path: Path) 
     result = rollup(stash, members).answer(gallery)
     assert result.answer.key == f"gallery:{gallery.id}:" + ",".join(colours)
     assert members.store_[result.answer.key].candidates == result.answer.candidates
+
+
+def test_when_the_run_tags_images_too_untagged_members_are_answered_as_images(stash: FakeStash) -> None:
+    gallery, colours = gallery_of(stash, ["red", "blue"])
+    members = Recorder(colours)
+    result = rollup(stash, members, images_in_run=True).answer(gallery)
+    assert members.calls == [[f"image {i}"] for i in colours], "each paid once, under the image's own key"
+    assert result.answer.calls == 2 and result.answer.usage.total_tokens == 240
+    assert all(f"image:{i}" in members.store_ for i in colours), "the image pass finds them cached"

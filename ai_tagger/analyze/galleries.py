@@ -12,6 +12,10 @@ confidence. What each member contributes:
   preview followed by a run, or a run after a crash, pays once;
 * a member that cannot be read is left out (logged); the gallery fails only if none can be read.
 
+When the same run also tags untagged images (``tag_untagged``, ``preview``), an untagged member
+is answered as the image it is, under its own cache key and key lock, whether the image pass or
+the gallery gets there first: it is paid once, for both.
+
 The rolled-up answer is cached under the gallery's own key, so re-apply re-decides it later.
 """
 
@@ -56,6 +60,9 @@ class Members(Protocol):
 
     def ask(self, gallery: Item, pictures: list[bytes]) -> TagAnswer:
         """One request with these pictures as the gallery's frames."""
+
+    def own(self, member: Item) -> TagAnswer:
+        """The member's answer as an image (cached under its own key; paid once per key)."""
 
     def store(self, cache_key: str, fingerprint: str, answer: TagAnswer) -> None: ...
 
@@ -106,8 +113,10 @@ class GalleryAnswers:
         rules: Rules,
         log: Log,
         rejections: Callable[[Item], set[str]] | None = None,
+        images_in_run: bool = False,
     ) -> None:
-        """``rejections(member)``: the tags the user removed from that image (ids or ``new:`` keys)."""
+        """``rejections(member)``: the tags the user removed from that image (ids or ``new:`` keys);
+        ``images_in_run``: this run tags untagged images too, so untagged members get their own answers."""
         self.client = client
         self.members = members
         self.wanted = images_per_gallery
@@ -115,20 +124,31 @@ class GalleryAnswers:
         self.rules = rules
         self.log = log
         self.rejections = rejections
+        self.images_in_run = images_in_run
 
     def answer(self, gallery: Item) -> Rollup | None:
         """The gallery's rolled-up answer; None for a gallery with no images."""
         sample = sampled_members(self.client, gallery, self.wanted)
         if not sample:
             return None
-        known = {m.id: self.members.cached(self.members.member_key(m)) for m in sample}
+        keys = {m.id: self.members.member_key(m) for m in sample}
+        known = {m.id: self.members.cached(keys[m.id]) for m in sample}
+        cached_before = sum(answer is not None for answer in known.values())
         pictures: dict[str, bytes] = {}
         left_out = []
+        spent_on_members = Usage()
+        member_calls = 0
         for member in sample:
             if known[member.id] is not None:
                 continue
             try:
-                pictures[member.id] = self.members.picture(member)
+                if self.images_in_run and not member.tag_ids and keys[member.id] is not None:
+                    own = self.members.own(member)
+                    known[member.id] = own
+                    spent_on_members.add(own.usage)
+                    member_calls += 0 if own.cached else own.calls
+                else:
+                    pictures[member.id] = self.members.picture(member)
             except MediaError as exc:
                 self.log.warning(f"{gallery.label}: {member.label} left out: {exc}")
                 left_out.append(member.id)
@@ -145,20 +165,23 @@ class GalleryAnswers:
         fresh = self._ask(gallery, asked, [pictures[m.id] for m in asked]) if asked else None
         if fresh is not None:
             candidates += remap(fresh.candidates, [frame_of[m.id] for m in asked])
-        spent = fresh is not None and not fresh.cached
+        usage, calls = spent_on_members, member_calls
+        if fresh is not None and not fresh.cached:
+            usage.add(fresh.usage)
+            calls += fresh.calls
         answer = TagAnswer(
             candidates,
-            fresh.usage if spent and fresh else Usage(),
-            calls=fresh.calls if spent and fresh else 0,
+            usage,
+            calls=calls,
             notes=list(fresh.notes) if fresh else [],
             frame_count=len(used),
-            cached=not spent,
+            cached=calls == 0,
         )
         gallery_key = self.members.group_key(gallery, used, "gallery")
         if gallery_key is not None:
             self.members.store(gallery_key, f"gallery:{gallery.id}", answer)
             answer = dataclasses.replace(answer, key=gallery_key)
-        return Rollup(answer, used, len(used) - len(asked), left_out)
+        return Rollup(answer, used, cached_before, left_out)
 
     def _ask(self, gallery: Item, asked: list[Item], pictures: list[bytes]) -> TagAnswer:
         """The uncached members' answer: from the cache if these members were asked before, else one call."""
@@ -218,6 +241,9 @@ class AnswerMembers:
         for note in answer.notes:
             getattr(answers.log, note.level)(f"{gallery.label}: {note.text}")
         return dataclasses.replace(answer, frame_count=len(pictures), cached=False)
+
+    def own(self, member: Item) -> TagAnswer:
+        return self.answers.answer(member)
 
     def store(self, cache_key: str, fingerprint: str, answer: TagAnswer) -> None:
         if self.answers.cache is not None:

@@ -115,6 +115,7 @@ def run(
         run_id=run_id,
         marker_end=marker_end,
         learned=_learned(journal, settings, vocabulary, log),
+        images_in_run=table.source == "untagged" and "image" in table.kinds,
     )
     summary = RunSummary(mode=mode, run_id=run_id)
     try:

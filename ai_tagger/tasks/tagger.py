@@ -45,8 +45,10 @@ class Tagger:
         journal: Journal | None = None,
         run_id: str | None = None,
         learned: dict[str, float] | None = None,
+        images_in_run: bool = False,
     ) -> None:
-        """``journal`` and ``run_id`` record a writing run's provenance; ``learned``: raised thresholds."""
+        """``journal`` and ``run_id`` record a writing run's provenance; ``learned``: raised thresholds;
+        ``images_in_run``: the run tags untagged images too (a gallery's untagged members are shared with it)."""
         on_create = None
         if journal is not None and run_id is not None:
             on_create = functools.partial(_record_created, journal, run_id)
@@ -68,6 +70,7 @@ class Tagger:
             rules=rules,
             log=log,
             rejections=None if journal is None else functools.partial(_member_rejections, journal),
+            images_in_run=images_in_run,
         )
         self.log = log
         self.applier = Applier(
