@@ -223,6 +223,12 @@ class Settings(BaseModel):
         description="Apply tags the model names without a confidence (names-only answers, common with "
         "LLaVA-class models). Off: they go to review when Review confidence is set, else are not applied.",
     )
+    write_details: bool = Field(
+        False,
+        title="Write descriptions",
+        description="With the openai provider the tag request also asks for a 1-3 sentence description, written "
+        "to the item's Details only where they are empty (never over yours); undo clears it while unchanged.",
+    )
     max_answer_tokens: int | None = Field(
         None,
         ge=64,

@@ -13,7 +13,7 @@ import pytest
 
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.galleries import sample_positions, sampled_members
-from ai_tagger.stash.models import ServerConnection
+from ai_tagger.stash.models import ItemUpdate, ServerConnection
 from tests.media import make_image, make_zip
 from tests.servers.stash_server import FakeStash
 
@@ -141,21 +141,24 @@ def test_gallery_tags_are_added_and_removed_without_touching_the_users(stash: Fa
     mine, ai = stash.add_tag("mine"), stash.add_tag("ai")
     gallery = stash.add_gallery(folder_of(tmp_path, "set", ["red"]), tag_ids=[mine])
     client = client_for(stash)
-    client.add_tags("gallery", gallery, [ai])
+    client.update_item("gallery", gallery, ItemUpdate(add_tags=(ai,)))
     assert stash.tags_of_gallery(gallery) == {"mine", "ai"}
-    assert client.current_tags("gallery", gallery) == {mine, ai}
-    client.remove_tags("gallery", gallery, [ai])
+    assert client.current("gallery", [gallery])[gallery].tag_ids == {mine, ai}
+    client.update_item("gallery", gallery, ItemUpdate(remove_tags=(ai,)))
     assert stash.tags_of_gallery(gallery) == {"mine"}
-    client.add_and_remove_tags("gallery", gallery, [ai], [mine])
+    client.update_item("gallery", gallery, ItemUpdate(add_tags=(ai,), remove_tags=(mine,)))
     assert stash.tags_of_gallery(gallery) == {"ai"}
 
 
-def test_bulk_gallery_update_adds_and_removes_performers(stash: FakeStash) -> None:
+def test_one_gallery_update_adds_performers_and_details(stash: FakeStash) -> None:
     gallery = stash.add_gallery()
-    document = """mutation($input: BulkGalleryUpdateInput!) { bulkGalleryUpdate(input: $input) { id } }"""
-    stash.execute(document, {"input": {"ids": [gallery], "performer_ids": {"ids": ["7", "8"], "mode": "ADD"}}})
-    stash.execute(document, {"input": {"ids": [gallery], "performer_ids": {"ids": ["7"], "mode": "REMOVE"}}})
-    assert stash.gallery(gallery)["performer_ids"] == {"8"}
+    ann, bob = stash.add_performer("Ann"), stash.add_performer("Bob")
+    client = client_for(stash)
+    client.update_item("gallery", gallery, ItemUpdate(add_performers=(ann, bob), details="A beach"))
+    client.update_item("gallery", gallery, ItemUpdate(remove_performers=(ann,)))
+    assert stash.gallery(gallery)["performer_ids"] == {bob}
+    state = client.current("gallery", [gallery])[gallery]
+    assert state.performer_ids == {bob} and state.details == "A beach"
 
 
 def test_gallery_review_view_has_title_cover_and_named_tags(stash: FakeStash, tmp_path: Path) -> None:

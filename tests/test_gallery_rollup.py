@@ -9,10 +9,11 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ai_tagger.analyze.galleries import GalleryAnswers, remap
+from ai_tagger.analyze.galleries import GalleryAnswers, Rollup, remap
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.decide.decision import TOO_FEW_FRAMES, Policy, decide
 from ai_tagger.decide.rules import Rules
@@ -20,6 +21,7 @@ from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import MediaError
 from ai_tagger.log import Log
 from ai_tagger.stash.client import StashClient
+from ai_tagger.stash.galleries import sampled_members
 from ai_tagger.stash.models import Item, ServerConnection, Tag
 from tests.servers.stash_server import FakeStash
 
@@ -45,10 +47,23 @@ class Recorder:
         found = self.store_.get(cache_key or "")
         return None if found is None else TagAnswer(found.candidates, Usage(), calls=0, cached=True)
 
-    def picture(self, member: Item) -> bytes:
-        if member.id in self.unreadable:
-            raise MediaError("cannot identify image file")
-        return self.colours[member.id].encode()
+    def media(self, members: list[Item]) -> Any:
+        """A gallery's media whose pictures are the members' colour names."""
+        recorder = self
+
+        class Media:
+            def __init__(self) -> None:
+                self.members = members
+
+            def of(self, member: Item) -> Item:
+                return member
+
+            def picture(self, member: Item) -> bytes:
+                if member.id in recorder.unreadable:
+                    raise MediaError("cannot identify image file")
+                return recorder.colours[member.id].encode()
+
+        return Media()
 
     def ask(self, gallery: Item, pictures: list[bytes]) -> TagAnswer:
         seen = [p.decode() for p in pictures]
@@ -59,7 +74,7 @@ class Recorder:
         candidates = [Candidate(name=TAGS[c], confidence=0.9, frames=tuple(f)) for c, f in frames.items()]
         return TagAnswer(candidates, Usage(100 * len(pictures), 20), frame_count=len(pictures))
 
-    def own(self, member: Item) -> TagAnswer:
+    def own(self, member: Item, media: Any) -> TagAnswer:
         self.calls.append([f"image {member.id}"])
         self.tag_image(member.id)
         found = self.store_[f"image:{member.id}"]
@@ -88,6 +103,17 @@ def gallery_of(stash: FakeStash, colours: list[str]) -> tuple[Item, dict[str, st
     return gallery, dict(zip(ids, colours, strict=True))
 
 
+class Run:
+    """What the tagger does for a gallery: sample its members, then roll their evidence up."""
+
+    def __init__(self, client: StashClient, answers: GalleryAnswers, members: Recorder, wanted: int) -> None:
+        self.client, self.answers, self.members, self.wanted = client, answers, members, wanted
+
+    def answer(self, gallery: Item) -> Rollup | None:
+        sample = sampled_members(self.client, gallery, self.wanted)
+        return self.answers.answer(gallery, self.members.media(sample)) if sample else None
+
+
 def rollup(
     stash: FakeStash,
     members: Recorder,
@@ -96,18 +122,17 @@ def rollup(
     wanted: int = 6,
     rejected: dict[str, set[str]] | None = None,
     vocabulary: Vocabulary | None = None,
-) -> GalleryAnswers:
+) -> Run:
     client = StashClient(ServerConnection.model_validate(stash.server_connection()))
-    return GalleryAnswers(
-        client=client,
+    answers = GalleryAnswers(
         members=members,
-        images_per_gallery=wanted,
         vocabulary=vocabulary or Vocabulary([]),
         rules=Rules(),
         log=Log(io.StringIO()),
         rejections=lambda m: (rejected or {}).get(m.id, set()),
         images_in_run=images_in_run,
     )
+    return Run(client, answers, members, wanted)
 
 
 def applied(answer: TagAnswer, min_frames: int = 1) -> set[str]:

@@ -34,9 +34,8 @@ from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import MediaError
 from ai_tagger.log import Log
-from ai_tagger.media.source import shots
-from ai_tagger.stash.client import StashClient
-from ai_tagger.stash.galleries import sampled_members
+from ai_tagger.media.gallery import GalleryMedia
+from ai_tagger.media.source import ItemMedia
 from ai_tagger.stash.models import Item
 from ai_tagger.store.cache import answer_key
 
@@ -55,13 +54,10 @@ class Members(Protocol):
 
     def cached(self, cache_key: str | None) -> TagAnswer | None: ...
 
-    def picture(self, member: Item) -> bytes:
-        """The member as the model sees it; raises :class:`MediaError` when it cannot be read."""
-
     def ask(self, gallery: Item, pictures: list[bytes]) -> TagAnswer:
         """One request with these pictures as the gallery's frames."""
 
-    def own(self, member: Item) -> TagAnswer:
+    def own(self, member: Item, media: ItemMedia) -> TagAnswer:
         """The member's answer as an image (cached under its own key; paid once per key)."""
 
     def store(self, cache_key: str, fingerprint: str, answer: TagAnswer) -> None: ...
@@ -106,9 +102,7 @@ class GalleryAnswers:
     def __init__(
         self,
         *,
-        client: StashClient,
         members: Members,
-        images_per_gallery: int,
         vocabulary: Vocabulary,
         rules: Rules,
         log: Log,
@@ -117,20 +111,16 @@ class GalleryAnswers:
     ) -> None:
         """``rejections(member)``: the tags the user removed from that image (ids or ``new:`` keys);
         ``images_in_run``: this run tags untagged images too, so untagged members get their own answers."""
-        self.client = client
         self.members = members
-        self.wanted = images_per_gallery
         self.vocabulary = vocabulary
         self.rules = rules
         self.log = log
         self.rejections = rejections
         self.images_in_run = images_in_run
 
-    def answer(self, gallery: Item) -> Rollup | None:
-        """The gallery's rolled-up answer; None for a gallery with no images."""
-        sample = sampled_members(self.client, gallery, self.wanted)
-        if not sample:
-            return None
+    def answer(self, gallery: Item, media: GalleryMedia) -> Rollup:
+        """The gallery's rolled-up answer from its sampled members (``media.members``, not empty)."""
+        sample = media.members
         keys = {m.id: self.members.member_key(m) for m in sample}
         known = {m.id: self.members.cached(keys[m.id]) for m in sample}
         cached_before = sum(answer is not None for answer in known.values())
@@ -143,12 +133,12 @@ class GalleryAnswers:
                 continue
             try:
                 if self.images_in_run and not member.tag_ids and keys[member.id] is not None:
-                    own = self.members.own(member)
+                    own = self.members.own(member, media.of(member))
                     known[member.id] = own
                     spent_on_members.add(own.usage)
                     member_calls += 0 if own.cached else own.calls
                 else:
-                    pictures[member.id] = self.members.picture(member)
+                    pictures[member.id] = media.picture(member)
             except MediaError as exc:
                 self.log.warning(f"{gallery.label}: {member.label} left out: {exc}")
                 left_out.append(member.id)
@@ -176,6 +166,7 @@ class GalleryAnswers:
             notes=list(fresh.notes) if fresh else [],
             frame_count=len(used),
             cached=calls == 0,
+            description=fresh.description if fresh else None,
         )
         gallery_key = self.members.group_key(gallery, used, "gallery")
         if gallery_key is not None:
@@ -224,16 +215,14 @@ class AnswerMembers:
             return None
         settings = self.answers.settings
         plan = (purpose, settings.frame_layout, settings.max_image_side, settings.image_detail)
-        gateway = (settings.provider, settings.gateway_url, settings.model, PROMPT_VERSION)
+        gateway: tuple[object, ...] = (settings.provider, settings.gateway_url, settings.model, PROMPT_VERSION)
+        if self.answers.describes:
+            gateway = (*gateway, "describe")
         fingerprints = tuple(m.file.fingerprint() for m in members if m.file is not None)
         return answer_key(fingerprints, "gallery", plan, gateway, self._context(gallery))
 
     def cached(self, cache_key: str | None) -> TagAnswer | None:
         return self.answers.cached(cache_key)
-
-    def picture(self, member: Item) -> bytes:
-        with self.answers._media_slots:
-            return shots(member, self.answers.media, self.answers._fetch).pictures[0]
 
     def ask(self, gallery: Item, pictures: list[bytes]) -> TagAnswer:
         answers = self.answers
@@ -242,9 +231,16 @@ class AnswerMembers:
             getattr(answers.log, note.level)(f"{gallery.label}: {note.text}")
         return dataclasses.replace(answer, frame_count=len(pictures), cached=False)
 
-    def own(self, member: Item) -> TagAnswer:
-        return self.answers.answer(member)
+    def own(self, member: Item, media: ItemMedia) -> TagAnswer:
+        return self.answers.answer(member, media)
 
     def store(self, cache_key: str, fingerprint: str, answer: TagAnswer) -> None:
         if self.answers.cache is not None:
-            self.answers.cache.put(cache_key, fingerprint, answer.candidates, answer.frame_count, answer.usage)
+            self.answers.cache.put(
+                cache_key,
+                fingerprint,
+                answer.candidates,
+                answer.frame_count,
+                answer.usage,
+                description=answer.description,
+            )

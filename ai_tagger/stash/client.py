@@ -8,7 +8,7 @@ never shift the pages and a 100,000-scene library streams in constant memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -17,7 +17,7 @@ from ai_tagger import PLUGIN_ID
 from ai_tagger.errors import StashError
 from ai_tagger.retry import PooledSessions, RetryPolicy
 from ai_tagger.stash import queries
-from ai_tagger.stash.models import Item, SceneMarker, SceneMarks, ServerConnection, Tag
+from ai_tagger.stash.models import Item, ItemState, ItemUpdate, SceneMarker, SceneMarks, ServerConnection, Tag
 
 PAGE_SIZE = 100
 TAG_PAGE_SIZE = 1000
@@ -179,13 +179,32 @@ class StashClient:
                 by_number, page = True, 2
             after = max([after, *(int(row["id"]) for row in fresh)])
 
-    def add_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
-        """Add tags in one mutation, never removing any: the item is written whole or not at all."""
-        self._update_tags(kind, item_id, tag_ids, "ADD")
+    def update_item(self, kind: str, item_id: str, update: ItemUpdate) -> None:
+        """One mutation for the whole update: the item is written whole or not at all.
 
-    def remove_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
-        """Remove exactly these tags (only ever tags this plugin applied itself)."""
-        self._update_tags(kind, item_id, tag_ids, "REMOVE")
+        Adds (and ``details``) go in one ``bulk<Kind>Update`` input; when there are removals too,
+        a second aliased field of the same mutation takes them, so it is still one request.
+        Removals only ever name what this plugin added itself.
+        """
+        if not update:
+            return
+        add: dict[str, Any] = {"ids": [item_id]}
+        remove: dict[str, Any] = {"ids": [item_id]}
+        for name, (added, removed) in (
+            ("tag_ids", (update.add_tags, update.remove_tags)),
+            ("performer_ids", (update.add_performers, update.remove_performers)),
+        ):
+            if added:
+                add[name] = {"ids": list(added), "mode": "ADD"}
+            if removed:
+                remove[name] = {"ids": list(removed), "mode": "REMOVE"}
+        if update.details is not None:
+            add["details"] = update.details
+        kind_queries = _KINDS[kind]
+        if len(add) > 1 and len(remove) > 1:
+            self.execute(kind_queries.review_update, {"add": add, "remove": remove})
+        else:
+            self.execute(kind_queries.update, {"input": add if len(add) > 1 else remove})
 
     def scene_marks(self, scene_id: str, *, with_end: bool = True) -> SceneMarks | None:
         """The scene's tags and markers (end times only where Stash has them); None if the scene is gone."""
@@ -205,25 +224,21 @@ class StashClient:
             payload["end_seconds"] = end_seconds
         return str(self.execute(queries.SCENE_MARKER_CREATE, {"input": payload})["sceneMarkerCreate"]["id"])
 
-    def current(self, kind: str, ids: list[str]) -> dict[str, tuple[set[str], set[str]]]:
-        """``id -> (tag ids, marker ids)`` of the items that still exist (a deleted one is absent)."""
+    def current(self, kind: str, ids: list[str]) -> dict[str, ItemState]:
+        """What the items that still exist hold now (a deleted one is absent)."""
         if not ids:
             return {}
         kind_queries = _KINDS[kind]
         data = self.execute(kind_queries.tags, {"ids": ids, "filter": {"per_page": -1}})[kind_queries.field]
-        rows = data[kind_queries.rows]
         return {
-            str(row["id"]): (
-                {str(t["id"]) for t in row.get("tags") or []},
-                {str(m["id"]) for m in row.get("scene_markers") or []},
+            str(row["id"]): ItemState(
+                tag_ids={str(t["id"]) for t in row.get("tags") or []},
+                marker_ids={str(m["id"]) for m in row.get("scene_markers") or []},
+                performer_ids={str(p["id"]) for p in row.get("performers") or []},
+                details=row.get("details"),
             )
-            for row in rows
+            for row in data[kind_queries.rows]
         }
-
-    def current_tags(self, kind: str, item_id: str) -> set[str] | None:
-        """The item's tag ids now; None if it was deleted in Stash."""
-        found = self.current(kind, [item_id]).get(item_id)
-        return None if found is None else found[0]
 
     def tag_usage(self, tag_ids: list[str]) -> dict[str, int]:
         """How many objects use each tag (scenes, images, markers, galleries, ... and child tags).
@@ -258,25 +273,10 @@ class StashClient:
                 title=row.get("title") or path.replace("\\", "/").rsplit("/", 1)[-1] or f"{kind} {row['id']}",
                 picture=paths.get("screenshot") or paths.get("thumbnail") or paths.get("cover"),
                 tags={str(t["id"]): str(t["name"]) for t in row.get("tags") or []},
+                performers={str(t["id"]): str(t["name"]) for t in row.get("performers") or []},
                 image_count=row.get("image_count"),
             )
         return found
-
-    def add_and_remove_tags(self, kind: str, item_id: str, add: list[str], remove: list[str]) -> None:
-        """One mutation that adds some tags and removes others (either list may be empty)."""
-        if not add or not remove:
-            self._update_tags(kind, item_id, add or remove, "ADD" if add else "REMOVE")
-            return
-        self.execute(
-            _KINDS[kind].review_update,
-            {
-                "add": {"ids": [item_id], "tag_ids": {"ids": add, "mode": "ADD"}},
-                "remove": {"ids": [item_id], "tag_ids": {"ids": remove, "mode": "REMOVE"}},
-            },
-        )
-
-    def _update_tags(self, kind: str, item_id: str, tag_ids: list[str], mode: str) -> None:
-        self.execute(_KINDS[kind].update, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": mode}}})
 
     def gallery_members(self, gallery_id: str, positions: Sequence[int]) -> list[Item]:
         """The gallery's images at these positions (0-based, in the gallery's order), in that order.
@@ -309,6 +309,7 @@ class ReviewItem:
     title: str
     picture: str | None
     tags: dict[str, str]
+    performers: dict[str, str] = field(default_factory=dict)
     image_count: int | None = None
     """A gallery's number of images (None for scenes and images)."""
 
