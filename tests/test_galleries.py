@@ -214,5 +214,7 @@ def test_one_tag_untagged_run_pays_once_for_images_and_their_gallery(stash, mode
     assert output["gateway_calls"] == 3 and output["tagged"] == 4
     assert stash.tags_of_gallery(gallery) == {"Red", "AI_Tagged"}
     assert [stash.tags_of_image(i) for i in stash.gallery(gallery)["image_ids"]] == [
-        {"Red", "AI_Tagged"}, {"Red", "AI_Tagged"}, {"Water", "AI_Tagged"}
+        {"Red", "AI_Tagged"},
+        {"Red", "AI_Tagged"},
+        {"Water", "AI_Tagged"},
     ]

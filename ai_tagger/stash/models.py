@@ -197,6 +197,7 @@ class Item(_Model):
             image_count=raw.get("image_count"),
         )
 
+
 @dataclass(frozen=True)
 class ItemState:
     """An item as it is in Stash now: what undo and re-apply compare the journal with."""
