@@ -23,9 +23,9 @@ from ai_tagger.analyze.base import (
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer
 from ai_tagger.decide.decision import REJECTED, REVIEW, Policy
 from ai_tagger.decide.item import ON_ITEM, PERFORMER, Inputs, decide_item
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.media.source import ItemMedia
 from ai_tagger.stash.models import Item
+from ai_tagger.stash.vocabulary import Vocabulary
 from tests.conftest import PLUGIN_ID
 from tests.servers.stash_server import FakeStash
 from tests.test_in_process import FakeProvider, images, run, settings

@@ -17,12 +17,12 @@ from ai_tagger.analyze.galleries import GalleryAnswers, Rollup, remap
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.decide.decision import TOO_FEW_FRAMES, Policy, decide
 from ai_tagger.decide.rules import Rules
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import MediaError
 from ai_tagger.log import Log
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.galleries import sampled_members
 from ai_tagger.stash.models import Item, ServerConnection, Tag
+from ai_tagger.stash.vocabulary import Vocabulary
 from tests.servers.stash_server import FakeStash
 
 TAGS = {"red": "Red", "green": "Grass", "blue": "Water"}

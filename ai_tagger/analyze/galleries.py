@@ -29,14 +29,14 @@ from typing import Protocol
 from ai_tagger.analyze.answers import Answers
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.analyze.gateway.prompt import PROMPT_VERSION, item_context
-from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import MediaError
 from ai_tagger.log import Log
 from ai_tagger.media.gallery import GalleryMedia
 from ai_tagger.media.source import ItemMedia
 from ai_tagger.stash.models import Item
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import answer_key
 
 NEW_TAG = "new:"

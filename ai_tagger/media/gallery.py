@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ai_tagger.media.errors import MediaError
+from ai_tagger.errors import MediaError
 from ai_tagger.media.source import Fetch, ItemMedia, MediaOptions, Shots
 from ai_tagger.stash.models import Item
 

@@ -217,15 +217,13 @@ def answer_key(*parts: object) -> str:
 class Cache:
     """Thread-safe; every write is its own committed transaction."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.reset_reason: str | None = None
         self._lock = threading.Lock()
         self._db = self._open()
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path is None:
-            return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         try:
@@ -252,8 +250,6 @@ class Cache:
         except sqlite3.DatabaseError as exc:
             if db is not None:
                 db.close()
-            if self.path is None:
-                raise
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             for suffix in ("", "-wal", "-shm"):
                 part = Path(f"{self.path}{suffix}")

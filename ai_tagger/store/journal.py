@@ -23,6 +23,7 @@ from ai_tagger.decide.decision import Verdict
 from ai_tagger.decide.item import DESCRIPTION, PERFORMER
 from ai_tagger.stash.models import ItemState
 from ai_tagger.store.cache import Cache
+from ai_tagger.tasks.modes import REVIEW_DECISION
 
 LEARN_MIN_APPLIED = 10
 LEARN_MIN_RATE = 0.30
@@ -318,7 +319,7 @@ class Journal:
                 "provider": r[5],
                 "model": r[6],
                 "run": str(r[7]),
-                "accepted_by_user": r[8] == "review_decide",
+                "accepted_by_user": r[8] == REVIEW_DECISION,
             }
             for r in rows
         }
@@ -483,8 +484,9 @@ FROM runs r ORDER BY r.seq DESC LIMIT 100
             for r in rows
         ]
 
-    def learned(self) -> list[Learned]:
-        """Tags rejected often enough to raise their threshold: the lowest score keeping 90 % of rejections out."""
+    def learned(self, above: float = 0.0) -> list[Learned]:
+        """Tags rejected often enough to raise their threshold above ``above`` (``minConfidence``): the
+        lowest score keeping 90 % of rejections out. The one place that says which thresholds moved."""
         learned = []
         for stat in self.tag_stats():
             applied, rejected = int(stat["applied"]), int(stat["rejected"])
@@ -500,5 +502,6 @@ FROM runs r ORDER BY r.seq DESC LIMIT 100
                 continue
             highest_out = scores[math.ceil(LEARN_KEEP_OUT * len(scores)) - 1]
             threshold = min(LEARN_CEILING, math.floor(highest_out * 100 + 1) / 100)
-            learned.append(Learned(str(stat["tag_id"]), threshold, applied, rejected))
+            if threshold > above:
+                learned.append(Learned(str(stat["tag_id"]), threshold, applied, rejected))
         return learned

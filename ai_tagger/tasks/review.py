@@ -22,18 +22,18 @@ from typing import Any
 
 from ai_tagger.decide.decision import APPLY, Verdict
 from ai_tagger.decide.item import NEW_TAG, PERFORMER, SuggestionKind
-from ai_tagger.decide.normalize import key
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import InputError, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_REVIEW, STATUS_TAGS, Settings
 from ai_tagger.stash.client import ReviewItem, StashClient
 from ai_tagger.stash.galleries import sample_positions
 from ai_tagger.stash.models import ItemUpdate, Tag
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.journal import Field, FieldWrite, Journal, Write
+from ai_tagger.tasks.modes import ALL_KINDS, REVIEW_DECISION, Mode
 from ai_tagger.write.tagbook import TagBook
 
-KINDS = ("scene", "image", "gallery")
 PAGES = {"scene": "scenes", "image": "images", "gallery": "galleries"}
 """Stash's UI route of each kind."""
 PER_PAGE = 25
@@ -56,8 +56,8 @@ def _whole(args: dict[str, Any], name: str, default: int, low: int, high: int) -
 def _kind(value: Any, *, optional: bool) -> str | None:
     if optional and value in (None, ""):
         return None
-    if value not in KINDS:
-        raise InputError(f"kind must be one of {', '.join(KINDS)} (got {json.dumps(str(value)[:40])})")
+    if value not in ALL_KINDS:
+        raise InputError(f"kind must be one of {', '.join(ALL_KINDS)} (got {json.dumps(str(value)[:40])})")
     return str(value)
 
 
@@ -132,8 +132,9 @@ class Review:
         self.settings = settings
         self.log = log
 
-    def run(self, mode: str, args: dict[str, Any]) -> dict[str, Any]:
-        return self.queue(args) if mode == "review_list" else self.decide(args)
+    def run(self, mode: Mode, args: dict[str, Any]) -> dict[str, Any]:
+        """``review_decide`` writes, ``review_list`` only reads."""
+        return self.decide(args) if mode.writes else self.queue(args)
 
     # ---- review_list -------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class Review:
         page = _whole(args, "page", 1, 1, 10**6)
         per_page = _whole(args, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
         kind = _kind(args.get("kind"), optional=True)
-        kinds = (kind,) if kind else KINDS
+        kinds = (kind,) if kind else ALL_KINDS
         if args.get("id") not in (None, ""):  # one item, pending or not: the scene and image pages' AI panel
             if kind is None:
                 raise InputError("review_list with an id needs its kind: scene, image or gallery")
@@ -151,7 +152,7 @@ class Review:
             total, rows = self.journal.pending(kinds, (page - 1) * per_page, per_page)
         vocabulary = Vocabulary(self.client.all_tags()) if rows else None
         found: dict[tuple[str, str], ReviewItem] = {}
-        for one in KINDS:
+        for one in ALL_KINDS:
             ids = [item_id for k, item_id, _ in rows if k == one]
             found.update({(one, i): item for i, item in self.client.review_items(one, ids).items()})
         items, notes = [], []
@@ -355,7 +356,7 @@ class Review:
         chosen: tuple[list[dict[str, Any]], list[dict[str, Any]]],
     ) -> dict[str, Any]:
         accepted_people, rejected_people = chosen
-        run_id = self.journal.begin("review_decide") if accepted or accepted_people else None
+        run_id = self.journal.begin(REVIEW_DECISION) if accepted or accepted_people else None
         on_create = None if run_id is None else (lambda tag: self.journal.created_tag(run_id, tag.id, tag.name))
         book = TagBook(self.client, vocabulary, parent_name=self.settings.created_tag_parent, on_create=on_create)
         writes = []

@@ -18,20 +18,17 @@ import threading
 from ai_tagger.analyze.analyzers.tags import TagAnalyzer
 from ai_tagger.analyze.base import AnalyzerContext, Findings, build_analyzers, run_analyzers
 from ai_tagger.analyze.galleries import AnswerMembers, GalleryAnswers
-from ai_tagger.analyze.gateway.base import Provider
 from ai_tagger.decide.decision import Policy
-from ai_tagger.decide.rules import Rules
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import ItemError, MediaError, StashError
-from ai_tagger.log import Log
 from ai_tagger.media.gallery import GalleryMedia
 from ai_tagger.media.source import ItemMedia, MediaOptions
-from ai_tagger.settings import Settings
-from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.galleries import sampled_members
 from ai_tagger.stash.models import Item, ItemState, Kind, Tag
-from ai_tagger.store.cache import Cache, JournalEntry
+from ai_tagger.stash.vocabulary import Vocabulary
+from ai_tagger.store.cache import JournalEntry
 from ai_tagger.store.journal import Journal
+from ai_tagger.tasks.context import RunContext
+from ai_tagger.tasks.modes import Source
 from ai_tagger.write.apply import Applier
 from ai_tagger.write.result import ItemResult, ItemStatus
 from ai_tagger.write.tagbook import TagBook
@@ -42,26 +39,18 @@ class Tagger:
 
     def __init__(
         self,
+        context: RunContext,
         *,
-        client: StashClient,
-        settings: Settings,
-        provider: Provider | None,
-        log: Log,
-        ffmpeg: str,
-        dry_run: bool,
         vocabulary: Vocabulary,
-        rules: Rules,
-        cache: Cache,
-        marker_end: bool = True,
-        journal: Journal | None = None,
         run_id: str | None = None,
         learned: dict[str, float] | None = None,
-        images_in_run: bool = False,
     ) -> None:
-        """``journal`` and ``run_id`` record a writing run's provenance; ``learned``: raised thresholds;
-        ``images_in_run``: the run tags untagged images too (a gallery's untagged members are shared with it)."""
+        """``run_id``: a writing run's id in the journal (its provenance); ``learned``: raised thresholds."""
+        client, settings, log, cache, journal = (
+            context.client, context.settings, context.log, context.cache, context.journal
+        )  # fmt: skip
         on_create = None
-        if journal is not None and run_id is not None:
+        if run_id is not None:
             on_create = functools.partial(_record_created, journal, run_id)
         self.client = client
         self.book = TagBook(client, vocabulary, parent_name=settings.created_tag_parent, on_create=on_create)
@@ -71,14 +60,14 @@ class Tagger:
                 log=log,
                 client=client,
                 vocabulary=vocabulary,
-                provider=provider,
+                provider=context.provider,
                 cache=None if settings.disable_cache else cache,
-                fresh=provider is not None,
+                fresh=context.provider is not None,
             )
         )
         self.answers = next(a.answers for a in self.analyzers if isinstance(a, TagAnalyzer))
         self.media = MediaOptions(
-            ffmpeg=ffmpeg,
+            ffmpeg=context.ffmpeg,
             frames_per_scene=settings.frames_per_scene,
             max_side=settings.max_image_side,
             headers=client.auth_headers,
@@ -91,20 +80,21 @@ class Tagger:
         self.galleries = GalleryAnswers(
             members=AnswerMembers(self.answers),
             vocabulary=vocabulary,
-            rules=rules,
+            rules=context.rules,
             log=log,
-            rejections=None if journal is None else functools.partial(_member_rejections, journal),
-            images_in_run=images_in_run,
+            rejections=functools.partial(_member_rejections, journal),
+            # A run that tags untagged images too answers a gallery's untagged members as those images.
+            images_in_run=context.mode.source == Source.UNTAGGED and "image" in context.mode.kinds,
         )
         self.applier = Applier(
             client=client,
             book=self.book,
-            policy=Policy.from_settings(settings, rules, learned),
+            policy=Policy.from_settings(settings, context.rules, learned),
             log=log,
             cache=cache,
-            dry_run=dry_run,
+            dry_run=not context.mode.writes,
             marker_tags=settings.marker_tags,
-            marker_end=marker_end,
+            marker_end=context.marker_end,
             journal=journal,
             run_id=run_id,
         )

@@ -22,7 +22,7 @@ from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import ItemState, ItemUpdate
 from ai_tagger.store.journal import STATUS_BY_NAME, Field, Journal
 from ai_tagger.tasks.modes import UNDOABLE, Mode
-from ai_tagger.tasks.summary import MAX_REPORTED_ITEMS
+from ai_tagger.write.result import MAX_REPORTED_ITEMS
 
 PAGE = 100
 """Items read from Stash in one query, as the journal pages them."""
