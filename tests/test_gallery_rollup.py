@@ -6,6 +6,7 @@ for the run's answer machinery that records every call, so the cost of each case
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from ai_tagger.analyze.galleries import GalleryAnswers, Rollup, remap
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.decide.decision import TOO_FEW_FRAMES, Policy, decide
+from ai_tagger.decide.item import rejection_keys_of
 from ai_tagger.decide.rules import Rules
 from ai_tagger.errors import MediaError
 from ai_tagger.log import Log
@@ -126,8 +128,7 @@ def rollup(
     client = StashClient(ServerConnection.model_validate(stash.server_connection()))
     answers = GalleryAnswers(
         members=members,
-        vocabulary=vocabulary or Vocabulary([]),
-        rules=Rules(),
+        rejection_keys=functools.partial(rejection_keys_of, vocabulary=vocabulary or Vocabulary([]), rules=Rules()),
         log=Log(io.StringIO()),
         rejections=lambda m: (rejected or {}).get(m.id, set()),
         images_in_run=images_in_run,

@@ -29,18 +29,12 @@ from typing import Protocol
 from ai_tagger.analyze.answers import Answers
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 from ai_tagger.analyze.gateway.prompt import PROMPT_VERSION, item_context
-from ai_tagger.decide.rules import Rules
 from ai_tagger.errors import MediaError
 from ai_tagger.log import Log
 from ai_tagger.media.gallery import GalleryMedia
 from ai_tagger.media.source import ItemMedia
 from ai_tagger.stash.models import Item
-from ai_tagger.stash.names import key
-from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import answer_key
-
-NEW_TAG = "new:"
-"""How a rejection of a tag that did not exist yet is keyed (the journal's convention)."""
 
 
 class Members(Protocol):
@@ -87,15 +81,6 @@ def remap(candidates: Sequence[Candidate], frames: Sequence[int]) -> list[Candid
     return out
 
 
-def rejection_keys_of(name: str, vocabulary: Vocabulary, rules: Rules) -> set[str]:
-    """Every key a user's rejection of the tag this name means may be stored under."""
-    found = rules.synonym(name)
-    target = found[1] if found else name
-    keys = {NEW_TAG + key(name), NEW_TAG + key(target)}
-    tag = vocabulary.find(target)
-    return keys | ({tag.id} if tag is not None else set())
-
-
 class GalleryAnswers:
     """Answers for galleries; shared by all workers of a run."""
 
@@ -103,17 +88,16 @@ class GalleryAnswers:
         self,
         *,
         members: Members,
-        vocabulary: Vocabulary,
-        rules: Rules,
+        rejection_keys: Callable[[str], set[str]],
         log: Log,
         rejections: Callable[[Item], set[str]] | None = None,
         images_in_run: bool = False,
     ) -> None:
-        """``rejections(member)``: the tags the user removed from that image (ids or ``new:`` keys);
+        """``rejection_keys(name)``: every key a rejection of the tag a candidate names is stored under;
+        ``rejections(member)``: the tags the user removed from that image (ids or ``new:`` keys);
         ``images_in_run``: this run tags untagged images too, so untagged members get their own answers."""
         self.members = members
-        self.vocabulary = vocabulary
-        self.rules = rules
+        self.rejection_keys = rejection_keys
         self.log = log
         self.rejections = rejections
         self.images_in_run = images_in_run
@@ -190,7 +174,7 @@ class GalleryAnswers:
         rejected = self.rejections(member) if self.rejections is not None else set()
         if not rejected:
             return list(candidates)
-        return [c for c in candidates if not rejection_keys_of(c.name, self.vocabulary, self.rules) & rejected]
+        return [c for c in candidates if not self.rejection_keys(c.name) & rejected]
 
 
 class AnswerMembers:

@@ -19,6 +19,7 @@ from ai_tagger.analyze.analyzers.tags import TagAnalyzer
 from ai_tagger.analyze.base import AnalyzerContext, Findings, build_analyzers, run_analyzers
 from ai_tagger.analyze.galleries import AnswerMembers, GalleryAnswers
 from ai_tagger.decide.decision import Policy
+from ai_tagger.decide.item import rejection_keys_of
 from ai_tagger.errors import ItemError, MediaError, StashError
 from ai_tagger.media.gallery import GalleryMedia
 from ai_tagger.media.source import ItemMedia, MediaOptions
@@ -79,8 +80,7 @@ class Tagger:
         self.images_per_gallery = settings.images_per_gallery
         self.galleries = GalleryAnswers(
             members=AnswerMembers(self.answers),
-            vocabulary=vocabulary,
-            rules=context.rules,
+            rejection_keys=functools.partial(rejection_keys_of, vocabulary=vocabulary, rules=context.rules),
             log=log,
             rejections=functools.partial(_member_rejections, journal),
             # A run that tags untagged images too answers a gallery's untagged members as those images.
