@@ -42,7 +42,7 @@ def test_a_journal_written_by_todays_plugin_becomes_one_undoable_run(tmp_path):
     assert cache.reset_reason is None and run.id == "before-journal"
     assert journal.added([run.id], "image", "7") == {"3": False, "4": False, "status:AI_Tagged": True}
     assert journal.added([run.id], "scene", "2") == {"3": False, "status:AI_Tagged": True, "status:AI_Review": True}
-    assert list(cache.journal(("image",)))[0].applied == ["3", "4"], "the old journal is kept as it was"
+    assert list(cache.processed(("image",)))[0].applied == ["3", "4"], "the old journal is kept as it was"
     cache.close()
 
 

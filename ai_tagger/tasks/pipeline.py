@@ -49,7 +49,7 @@ def work_for(context: RunContext, tagger: Tagger) -> Work:
     if mode.source == Source.JOURNAL:
         if context.settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
-        return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
+        return Work(cache.processed_count(mode.kinds), cache.processed(mode.kinds), tagger.reapply)
     wanted = context.settings.tag_galleries or mode.name in GALLERY_MODES
     kinds = [kind for kind in mode.kinds if kind != "gallery" or wanted]
     available = sum(client.count_untagged(kind) for kind in kinds)
