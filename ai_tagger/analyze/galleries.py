@@ -190,9 +190,7 @@ class AnswerMembers:
         return item_context(item) if settings.include_context and not settings.local else ""
 
     def member_key(self, member: Item) -> str | None:
-        if self.answers.cache is None:
-            return None
-        return self.answers._key(member, self._context(member))
+        return self.answers.key_for(member, self._context(member))
 
     def group_key(self, gallery: Item, members: Sequence[Item], purpose: str) -> str | None:
         if self.answers.cache is None or any(m.file is None for m in members):
@@ -209,11 +207,7 @@ class AnswerMembers:
         return self.answers.cached(cache_key)
 
     def ask(self, gallery: Item, pictures: list[bytes]) -> TagAnswer:
-        answers = self.answers
-        answer = answers._describe(answers._request(gallery, pictures, self._context(gallery)))
-        for note in answer.notes:
-            getattr(answers.log, note.level)(f"{gallery.label}: {note.text}")
-        return dataclasses.replace(answer, frame_count=len(pictures), cached=False)
+        return self.answers.ask_pictures(gallery, pictures, self._context(gallery))
 
     def own(self, member: Item, media: ItemMedia) -> TagAnswer:
         return self.answers.answer(member, media)
