@@ -247,6 +247,20 @@ class Settings(BaseModel):
         description="Raise the threshold of a tag you often remove (30% or more of at least 10 applications) to "
         "the lowest score that would have kept 90% of those out (at most 99%). The report task lists them.",
     )
+    tag_galleries: bool = Field(
+        True,
+        title="Tag galleries",
+        description="Tag untagged galleries from a few of their images (Tag untagged includes them). On unless "
+        "you switch it off (Stash shows the box unticked until you change it).",
+    )
+    images_per_gallery: int = Field(
+        6,
+        ge=1,
+        le=64,
+        title="Images per gallery",
+        description="Member images a gallery is tagged from: first, last and evenly between (1-64). Images "
+        "tagged before cost nothing (their cached answers count). Default 6.",
+    )
 
     transcribe_audio: bool = Field(
         False,
@@ -312,7 +326,7 @@ class Settings(BaseModel):
         "min_confidence", "frames_per_scene", "max_tags_per_item", "concurrency", "request_timeout",
         "max_image_side", "max_tokens_per_run", "review_confidence", "min_frames", "vocabulary_budget",
         "preview_items", "max_answer_tokens", "frame_interval", "max_frames_per_scene", "frames_per_request",
-        "max_audio_seconds", mode="before",
+        "max_audio_seconds", "images_per_gallery", mode="before",
     )  # fmt: skip
     @classmethod
     def _not_a_boolean(cls, value: Any) -> Any:

@@ -70,6 +70,7 @@ def test_tasks_cover_every_mode_with_string_args():
         "Tag untagged scenes and images": {"mode": "tag_untagged"},
         "Tag untagged scenes": {"mode": "tag_scenes"},
         "Tag untagged images": {"mode": "tag_images"},
+        "Tag untagged galleries": {"mode": "tag_galleries"},
         "Preview tags (dry run)": {"mode": "preview"},
         "Re-apply tags from cache": {"mode": "reapply"},
         "Undo the last run": {"mode": "undo_last"},

@@ -236,6 +236,9 @@ SAMPLE_VARIABLES = {
                             "remove": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "REMOVE"}}},
     "REVIEW_IMAGE_UPDATE": {"add": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}},
                             "remove": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "REMOVE"}}},
+    "BULK_GALLERY_UPDATE": {"input": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}}},
+    "REVIEW_GALLERY_UPDATE": {"add": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "ADD"}},
+                              "remove": {"ids": ["1"], "tag_ids": {"ids": ["1"], "mode": "REMOVE"}}},
     "RUN_PLUGIN_TASK": {"plugin_id": "ai_tagger"},
     "SCENE_MARKER_CREATE": {
         "input": {"scene_id": "1", "primary_tag_id": "1", "title": "seeded", "seconds": 1.0, "end_seconds": 2.0}
@@ -258,7 +261,7 @@ def test_every_plugin_document_executes_on_the_fake(stash: FakeStash, media: dic
         pytest.skip(f"no sample variables for {name}; add them to SAMPLE_VARIABLES")
     stash.add_tag("seeded")
     stash.add_scene(media["video"])
-    stash.add_image("photos/a.jpg", zip_path=media["zip"])
+    stash.add_gallery(zip_path=media["zip"])
     response = gql(stash, queries.ALL[name], variables)
     assert response.status_code == 200 and "errors" not in response.json(), response.text
 

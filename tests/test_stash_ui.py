@@ -346,3 +346,29 @@ def test_a_performer_suggestion_shows_picture_and_name_and_is_accepted_or_reject
     browser.find(".ai-tagger-notice", "rejected Carol")
     browser.find(".ai-tagger-empty", "Nothing to review")
     assert web.performers_of("image", red) == {"Bob"} and "AI_Review" not in web.tags_of_image(red)
+
+
+def test_a_gallery_card_shows_its_sampled_images_and_accepting_tags_the_gallery(web, browser, model, tmp_path):
+    from tests import media
+
+    web.set_plugin_settings(PLUGIN_ID, {**web.plugin_settings[PLUGIN_ID], "minConfidence": 95,
+                                        "reviewConfidence": 30})
+    folder = tmp_path / "holiday"
+    for n in range(8):
+        media.make_image(folder / f"{n}.png", "red", size=(64, 48))
+    gallery = web.add_gallery(folder)
+    ok(run_plugin(web, {"mode": "tag_galleries"}))
+
+    open_page(browser, web, ROUTE)
+    card = f'.ai-tagger-card[data-kind="gallery"][data-id="{gallery}"]'
+    browser.find(card)
+    assert suggested(browser, gallery, "gallery") == ["Red"]
+    members = f"{card} .ai-tagger-members img"
+    loaded = f"return [...document.querySelectorAll('{members}')].map(i => i.complete && i.naturalWidth)"
+    browser.wait(lambda d: (lambda sizes: len(sizes) == 6 and all(sizes))(d.execute_script(loaded)),
+                 "the gallery's sampled images never loaded")
+    thumbnails_loaded(browser, 1)
+
+    chip(browser, gallery, "Red", "gallery").find_element("css selector", ".ai-tagger-accept").click()
+    browser.find(".ai-tagger-notice", "accepted Red")
+    assert web.tags_of_gallery(gallery) == {"AI_Tagged", "Red"}

@@ -77,6 +77,17 @@ class Answers:
         closed = ", as a closed list (JSON-schema enum)" if self.allowed else ""
         return f"sending {len(self.hint)} tag name(s) to the model ({scope}{closed})"
 
+    def key_for(self, item: Item, context: str) -> str | None:
+        """The cache key an answer for ``item`` with this context is stored under (None: not cacheable)."""
+        return self._key(item, context) if self.cache is not None else None
+
+    def ask_pictures(self, item: Item, pictures: list[bytes], context: str) -> TagAnswer:
+        """One request with these pictures as the item's frames (a gallery's members), not cached here."""
+        answer = self._describe(self._request(item, pictures, context))
+        for note in answer.notes:
+            getattr(self.log, note.level)(f"{item.label}: {note.text}")
+        return dataclasses.replace(answer, frame_count=len(pictures), cached=False)
+
     def cached(self, cache_key: str | None) -> TagAnswer | None:
         """A stored answer, without any call."""
         return self.cache.get(cache_key) if self.cache is not None and cache_key else None

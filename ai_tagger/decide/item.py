@@ -16,6 +16,7 @@ from enum import Enum
 from ai_tagger.analyze.base import DescriptionFinding, Findings, PerformerFinding
 from ai_tagger.analyze.gateway.base import TagAnswer
 from ai_tagger.decide.decision import APPLY, BELOW, REJECTED, REVIEW, Decision, Policy, Verdict, decide
+from ai_tagger.decide.rules import Rules
 from ai_tagger.stash.names import key
 from ai_tagger.stash.vocabulary import Vocabulary
 
@@ -153,3 +154,12 @@ def decide_item(findings: Findings, inputs: Inputs) -> ItemDecision:
         details=decide_details(described, inputs),
         description=described.text if described is not None else None,
     )
+
+
+def rejection_keys_of(name: str, vocabulary: Vocabulary, rules: Rules) -> set[str]:
+    """Every key a user's rejection of the tag a candidate ``name`` means may be stored under: the
+    tag's id (after the user's synonyms) and the ``new:`` keys of both spellings."""
+    found = rules.synonym(name)
+    target = found[1] if found else name
+    tag = vocabulary.find(target)
+    return {NEW_TAG + key(name), NEW_TAG + key(target)} | ({tag.id} if tag is not None else set())

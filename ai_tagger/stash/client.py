@@ -7,7 +7,7 @@ never shift the pages and a 100,000-scene library streams in constant memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,17 +266,42 @@ class StashClient:
         data = self.execute(kind_queries.review, {"ids": ids, "filter": {"per_page": -1}})[kind_queries.field]
         found = {}
         for row in data[kind_queries.rows]:
-            files = row.get("files") or row.get("visual_files") or [{}]
+            files = row.get("files") or row.get("visual_files") or [row.get("folder") or {}]
             path = str((files[0] or {}).get("path") or "")
             paths = row.get("paths") or {}
             found[str(row["id"])] = ReviewItem(
                 title=row.get("title") or path.replace("\\", "/").rsplit("/", 1)[-1] or f"{kind} {row['id']}",
-                picture=paths.get("screenshot") or paths.get("thumbnail"),
+                picture=paths.get("screenshot") or paths.get("thumbnail") or paths.get("cover"),
                 tags={str(t["id"]): str(t["name"]) for t in row.get("tags") or []},
                 performers={str(t["id"]): str(t["name"]) for t in row.get("performers") or []},
+                image_count=row.get("image_count"),
             )
         return found
 
+    def gallery_members(self, gallery_id: str, positions: Sequence[int]) -> list[Item]:
+        """The gallery's images at these positions (0-based, in the gallery's order), in that order.
+
+        Each position is a page of one image, so a sample costs ``len(positions)`` small reads
+        whatever the gallery's size; consecutive positions from the start are one read. A position
+        past the end (images removed since the count) is simply absent.
+        """
+        wanted = sorted(set(positions))
+        if not wanted:
+            return []
+        by_gallery = {"galleries": {"value": [gallery_id], "modifier": "INCLUDES"}}
+        order = {"sort": "path", "direction": "ASC"}
+        if wanted == list(range(len(wanted))):
+            data = self._find(
+                "image", {"filter": {"page": 1, "per_page": len(wanted), **order}, "image_filter": by_gallery}
+            )
+            return [Item.from_image(row) for row in data["images"]]
+        members: list[Item] = []
+        for position in wanted:
+            data = self._find(
+                "image", {"filter": {"page": position + 1, "per_page": 1, **order}, "image_filter": by_gallery}
+            )
+            members.extend(Item.from_image(row) for row in data["images"][:1])
+        return members
 
 
 @dataclass(frozen=True)
@@ -285,6 +310,8 @@ class ReviewItem:
     picture: str | None
     tags: dict[str, str]
     performers: dict[str, str] = field(default_factory=dict)
+    image_count: int | None = None
+    """A gallery's number of images (None for scenes and images)."""
 
 
 def _why(exc: requests.RequestException) -> str:
@@ -339,5 +366,16 @@ _KINDS = {
         queries.BULK_IMAGE_UPDATE,
         queries.REVIEW_IMAGES,
         queries.REVIEW_IMAGE_UPDATE,
+    ),
+    "gallery": _KindQueries(
+        (queries.FIND_GALLERIES,),
+        "findGalleries",
+        "galleries",
+        "gallery_filter",
+        Item.from_gallery,
+        queries.GALLERY_TAGS,
+        queries.BULK_GALLERY_UPDATE,
+        queries.REVIEW_GALLERIES,
+        queries.REVIEW_GALLERY_UPDATE,
     ),
 }

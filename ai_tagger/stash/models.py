@@ -130,7 +130,10 @@ class MediaFile(_Model):
 
 
 class Item(_Model):
-    """A scene or an image, reduced to what tagging needs (and what the analyzers may read)."""
+    """A scene, an image or a gallery, reduced to what tagging needs (and what the analyzers may read).
+
+    A gallery has no file of its own: ``path`` is its folder or zip archive, ``image_count`` how
+    many images it holds (its media are member images, read as images are)."""
 
     kind: Kind
     id: str
@@ -141,10 +144,14 @@ class Item(_Model):
     """The item's description in Stash; the plugin writes one only where this is empty."""
     file: MediaFile | None = None
     media_url: str | None = None
+    path: str | None = None
+    image_count: int | None = None
 
     @property
     def label(self) -> str:
         name = self.title or (self.file.basename if self.file else "")
+        if not name and self.path:
+            name = self.path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         return f"{self.kind} {self.id}" + (f" ({name})" if name else "")
 
     @classmethod
@@ -173,6 +180,21 @@ class Item(_Model):
             details=raw.get("details"),
             file=MediaFile.model_validate(files[0]) if files else None,
             media_url=(raw.get("paths") or {}).get("image"),
+        )
+
+    @classmethod
+    def from_gallery(cls, raw: dict[str, Any]) -> Item:
+        files = raw.get("files") or []
+        folder = raw.get("folder") or {}
+        return cls(
+            kind=Kind.GALLERY,
+            id=raw["id"],
+            title=raw.get("title"),
+            tag_ids=[t["id"] for t in raw.get("tags") or []],
+            performer_ids=[p["id"] for p in raw.get("performers") or []],
+            details=raw.get("details"),
+            path=(files[0].get("path") if files else None) or folder.get("path"),
+            image_count=raw.get("image_count"),
         )
 
 

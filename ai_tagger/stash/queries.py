@@ -101,6 +101,26 @@ query FindImages($filter: FindFilterType, $image_filter: ImageFilterType, $ids: 
 }
 """
 
+# A gallery's own fields; its member images are read with FIND_IMAGES filtered by gallery, a
+# page of one at each sampled position, so a 10,000-image set costs as few reads as a 6-image one.
+FIND_GALLERIES = """
+query FindGalleries($filter: FindFilterType, $gallery_filter: GalleryFilterType, $ids: [ID!]) {
+  findGalleries(filter: $filter, gallery_filter: $gallery_filter, ids: $ids) {
+    count
+    galleries {
+      id
+      title
+      details
+      tags { id }
+      performers { id }
+      image_count
+      folder { path }
+      files { path }
+    }
+  }
+}
+"""
+
 # With content fingerprints (the cache key) first; without them for a server that cannot give them.
 FIND_SCENES = _SCENE.replace("FINGERPRINTS", "fingerprints { type value }")
 FIND_SCENES_PLAIN = _SCENE.replace("FindScenes(", "FindScenesPlain(").replace(" FINGERPRINTS", "")
@@ -120,6 +140,14 @@ IMAGE_TAGS = """
 query ImageTags($ids: [ID!], $filter: FindFilterType) {
   findImages(ids: $ids, filter: $filter) {
     images { id details tags { id } performers { id } }
+  }
+}
+"""
+
+GALLERY_TAGS = """
+query GalleryTags($ids: [ID!], $filter: FindFilterType) {
+  findGalleries(ids: $ids, filter: $filter) {
+    galleries { id details tags { id } performers { id } }
   }
 }
 """
@@ -163,6 +191,12 @@ mutation BulkSceneUpdate($input: BulkSceneUpdateInput!) {
 BULK_IMAGE_UPDATE = """
 mutation BulkImageUpdate($input: BulkImageUpdateInput!) {
   bulkImageUpdate(input: $input) { id }
+}
+"""
+
+BULK_GALLERY_UPDATE = """
+mutation BulkGalleryUpdate($input: BulkGalleryUpdateInput!) {
+  bulkGalleryUpdate(input: $input) { id }
 }
 """
 
@@ -210,6 +244,23 @@ query ReviewImages($ids: [ID!], $filter: FindFilterType) {
 }
 """
 
+REVIEW_GALLERIES = """
+query ReviewGalleries($ids: [ID!], $filter: FindFilterType) {
+  findGalleries(ids: $ids, filter: $filter) {
+    galleries {
+      id
+      title
+      image_count
+      folder { path }
+      files { path }
+      paths { cover }
+      tags { id name }
+      performers { id name }
+    }
+  }
+}
+"""
+
 # An item update that adds and removes in one request: both fields run in order, in one mutation.
 REVIEW_SCENE_UPDATE = """
 mutation ReviewSceneUpdate($add: BulkSceneUpdateInput!, $remove: BulkSceneUpdateInput!) {
@@ -222,6 +273,13 @@ REVIEW_IMAGE_UPDATE = """
 mutation ReviewImageUpdate($add: BulkImageUpdateInput!, $remove: BulkImageUpdateInput!) {
   add: bulkImageUpdate(input: $add) { id }
   remove: bulkImageUpdate(input: $remove) { id }
+}
+"""
+
+REVIEW_GALLERY_UPDATE = """
+mutation ReviewGalleryUpdate($add: BulkGalleryUpdateInput!, $remove: BulkGalleryUpdateInput!) {
+  add: bulkGalleryUpdate(input: $add) { id }
+  remove: bulkGalleryUpdate(input: $remove) { id }
 }
 """
 

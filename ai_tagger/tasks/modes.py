@@ -53,23 +53,27 @@ class Mode(NamedTuple):
     and two decisions on one item are kept apart by the journal (compare and swap), not by the lock."""
 
 
-SCENES_AND_IMAGES = ("scene", "image")
+ALL_KINDS = ("scene", "image", "gallery")
+"""Every item kind; galleries are read from Stash only with ``tagGalleries`` on (or by ``tag_galleries``)."""
+GALLERY_MODES = ("tag_galleries",)
+"""Modes that tag galleries whatever ``tagGalleries`` says (the user asked for exactly that)."""
 UNTAGGED, JOURNAL = Source.UNTAGGED, Source.JOURNAL
 TABLE: dict[str, Mode] = {
     mode.name: mode
     for mode in (
-        Mode("tag_untagged", SCENES_AND_IMAGES, UNTAGGED, calls_provider=True, writes=True, journaled=True),
+        Mode("tag_untagged", ALL_KINDS, UNTAGGED, calls_provider=True, writes=True, journaled=True),
         Mode("tag_scenes", ("scene",), UNTAGGED, calls_provider=True, writes=True, journaled=True),
         Mode("tag_images", ("image",), UNTAGGED, calls_provider=True, writes=True, journaled=True),
-        Mode("preview", SCENES_AND_IMAGES, UNTAGGED, calls_provider=True, writes=False, samples=True, estimates=True),
-        Mode("reapply", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=True, journaled=True),
-        Mode("undo_last", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=True, task=Task.UNDO),
-        Mode("remove_ai", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=True, task=Task.UNDO,
+        Mode("tag_galleries", ("gallery",), UNTAGGED, calls_provider=True, writes=True, journaled=True),
+        Mode("preview", ALL_KINDS, UNTAGGED, calls_provider=True, writes=False, samples=True, estimates=True),
+        Mode("reapply", ALL_KINDS, JOURNAL, calls_provider=False, writes=True, journaled=True),
+        Mode("undo_last", ALL_KINDS, JOURNAL, calls_provider=False, writes=True, task=Task.UNDO),
+        Mode("remove_ai", ALL_KINDS, JOURNAL, calls_provider=False, writes=True, task=Task.UNDO,
              undo_all=True),  # fmt: skip
-        Mode("report", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=False, task=Task.REPORT),
-        Mode("review_list", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=False, task=Task.REVIEW,
+        Mode("report", ALL_KINDS, JOURNAL, calls_provider=False, writes=False, task=Task.REPORT),
+        Mode("review_list", ALL_KINDS, JOURNAL, calls_provider=False, writes=False, task=Task.REVIEW,
              locks=False),  # fmt: skip
-        Mode("review_decide", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=True, task=Task.REVIEW,
+        Mode("review_decide", ALL_KINDS, JOURNAL, calls_provider=False, writes=True, task=Task.REVIEW,
              locks=False),  # fmt: skip
     )
 }

@@ -28,7 +28,7 @@ from ai_tagger.settings import Settings
 from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.journal import Journal
 from ai_tagger.tasks.context import RunContext
-from ai_tagger.tasks.modes import Source
+from ai_tagger.tasks.modes import GALLERY_MODES, Source
 from ai_tagger.tasks.summary import ItemResult, RunSummary
 from ai_tagger.tasks.tagger import Tagger
 
@@ -51,8 +51,10 @@ def work_for(context: RunContext, tagger: Tagger) -> Work:
         if context.settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
         return Work(cache.processed_count(mode.kinds), cache.processed(mode.kinds), tagger.reapply)
-    available = sum(client.count_untagged(kind) for kind in mode.kinds)
-    items = itertools.chain.from_iterable(client.untagged(kind) for kind in mode.kinds)
+    wanted = context.settings.tag_galleries or mode.name in GALLERY_MODES
+    kinds = [kind for kind in mode.kinds if kind != "gallery" or wanted]
+    available = sum(client.count_untagged(kind) for kind in kinds)
+    items = itertools.chain.from_iterable(client.untagged(kind) for kind in kinds)
     return Work(available, items, tagger.process)
 
 

@@ -26,14 +26,17 @@ from ai_tagger.errors import InputError, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_REVIEW, STATUS_TAGS, Settings
 from ai_tagger.stash.client import ReviewItem, StashClient
+from ai_tagger.stash.galleries import sample_positions
 from ai_tagger.stash.models import ItemUpdate, Tag
 from ai_tagger.stash.names import key
 from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import Cache
 from ai_tagger.store.journal import Field, FieldWrite, Journal, Write
-from ai_tagger.tasks.modes import REVIEW_DECISION, SCENES_AND_IMAGES, Mode
+from ai_tagger.tasks.modes import ALL_KINDS, REVIEW_DECISION, Mode
 from ai_tagger.write.tagbook import TagBook
 
+PAGES = {"scene": "scenes", "image": "images", "gallery": "galleries"}
+"""Stash's UI route of each kind."""
 PER_PAGE = 25
 MAX_PER_PAGE = 100
 MAX_NAMES = 200
@@ -54,8 +57,8 @@ def _whole(args: dict[str, Any], name: str, default: int, low: int, high: int) -
 def _kind(value: Any, *, optional: bool) -> str | None:
     if optional and value in (None, ""):
         return None
-    if value not in SCENES_AND_IMAGES:
-        raise InputError(f"kind must be one of {', '.join(SCENES_AND_IMAGES)} (got {json.dumps(str(value)[:40])})")
+    if value not in ALL_KINDS:
+        raise InputError(f"kind must be one of {', '.join(ALL_KINDS)} (got {json.dumps(str(value)[:40])})")
     return str(value)
 
 
@@ -141,17 +144,17 @@ class Review:
         page = _whole(args, "page", 1, 1, 10**6)
         per_page = _whole(args, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
         kind = _kind(args.get("kind"), optional=True)
-        kinds = (kind,) if kind else SCENES_AND_IMAGES
+        kinds = (kind,) if kind else ALL_KINDS
         if args.get("id") not in (None, ""):  # one item, pending or not: the scene and image pages' AI panel
             if kind is None:
-                raise InputError("review_list with an id needs its kind: scene or image")
+                raise InputError("review_list with an id needs its kind: scene, image or gallery")
             item_id = _item_id(args["id"])
             total, rows = 1, [(kind, item_id, self.cache.suggestions(kind, item_id) or "[]")]
         else:
             total, rows = self.cache.pending_review(kinds, (page - 1) * per_page, per_page)
         vocabulary = Vocabulary(self.client.all_tags()) if rows else None
         found: dict[tuple[str, str], ReviewItem] = {}
-        for one in SCENES_AND_IMAGES:
+        for one in ALL_KINDS:
             ids = [item_id for k, item_id, _ in rows if k == one]
             found.update({(one, i): item for i, item in self.client.review_items(one, ids).items()})
         items, notes = [], []
@@ -225,15 +228,26 @@ class Review:
             for pid, why in self.journal.performers_by_ai(kind, item_id).items()
             if pid in item.performers
         ]
-        return {
+        shown = {
             "kind": kind,
             "id": item_id,
             "title": item.title,
             "thumbnail": item.picture,
-            "url": f"/{kind}s/{item_id}",
+            "url": f"/{PAGES[kind]}/{item_id}",
             "suggestions": suggestions,
             "applied": applied,
         }
+        if kind == "gallery":
+            shown["images"] = self._sampled(item_id, item.image_count or 0)
+        return shown
+
+    def _sampled(self, gallery_id: str, count: int) -> list[dict[str, Any]]:
+        """The member images a gallery's suggestions came from (frame N is the N-th), for the page to show."""
+        positions = sample_positions(count, self.settings.images_per_gallery)
+        return [
+            {"id": m.id, "url": m.media_url, "page": f"/images/{m.id}"}
+            for m in self.client.gallery_members(gallery_id, positions)
+        ]
 
     @staticmethod
     def _tag_for(entry: dict[str, Any], vocabulary: Vocabulary) -> Tag | None:

@@ -1,5 +1,9 @@
 """One item at a time: media -> analyzers -> one decision -> one write (``write.apply``).
 
+A gallery's media are its sampled member images (:class:`~ai_tagger.media.gallery.GalleryMedia`)
+and its tag answer is rolled up from them (:mod:`ai_tagger.analyze.galleries`) before the other
+analyzers run, the way re-apply seeds a cached answer; the decision and the write are a scene's.
+
 Getting the findings (cache, media, providers) and applying them (decision, tag book, one
 write) are separate objects, so a mode that needs only one of them (re-apply: no provider)
 uses only it.
@@ -13,14 +17,19 @@ import threading
 
 from ai_tagger.analyze.analyzers.tags import TagAnalyzer
 from ai_tagger.analyze.base import AnalyzerContext, Findings, build_analyzers, run_analyzers
+from ai_tagger.analyze.galleries import AnswerMembers, GalleryAnswers
 from ai_tagger.decide.decision import Policy
+from ai_tagger.decide.item import rejection_keys_of
 from ai_tagger.errors import ItemError, MediaError, StashError
+from ai_tagger.media.gallery import GalleryMedia
 from ai_tagger.media.source import ItemMedia, MediaOptions
-from ai_tagger.stash.models import Item, ItemState, Tag
+from ai_tagger.stash.galleries import sampled_members
+from ai_tagger.stash.models import Item, ItemState, Kind, Tag
 from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import ItemRecord
 from ai_tagger.store.journal import Journal
 from ai_tagger.tasks.context import RunContext
+from ai_tagger.tasks.modes import Source
 from ai_tagger.write.apply import Applier
 from ai_tagger.write.result import ItemResult, ItemStatus
 from ai_tagger.write.tagbook import TagBook
@@ -67,6 +76,16 @@ class Tagger:
             max_frames=settings.max_frames_per_scene,
         )
         self._media_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+        self.log = log
+        self.images_per_gallery = settings.images_per_gallery
+        self.galleries = GalleryAnswers(
+            members=AnswerMembers(self.answers),
+            rejection_keys=functools.partial(rejection_keys_of, vocabulary=vocabulary, rules=context.rules),
+            log=log,
+            rejections=functools.partial(_member_rejections, journal),
+            # A run that tags untagged images too answers a gallery's untagged members as those images.
+            images_in_run=context.mode.source == Source.UNTAGGED and "image" in context.mode.kinds,
+        )
         self.applier = Applier(
             client=client,
             book=self.book,
@@ -95,9 +114,19 @@ class Tagger:
 
     def process(self, item: Item) -> ItemResult:
         """Analyze, decide, write; an item's own failure marks it ``AI_Errored``, a run's failure propagates."""
-        media = ItemMedia(item, self.media, self._fetch, self._media_slots)
+        seed = Findings()
         try:
-            findings = run_analyzers(self.analyzers, item, media, Findings())
+            if item.kind == Kind.GALLERY:
+                members = sampled_members(self.client, item, self.images_per_gallery)
+                if not members:
+                    self.log.info(f"{item.label}: no images; skipped")
+                    return ItemResult(item.kind, item.id, ItemStatus.SKIPPED, error="no images")
+                gallery = GalleryMedia(item, members, self.media, self._fetch, self._media_slots)
+                seed.add(self.galleries.answer(item, gallery).answer)
+                media: ItemMedia = gallery
+            else:
+                media = ItemMedia(item, self.media, self._fetch, self._media_slots)
+            findings = run_analyzers(self.analyzers, item, media, seed)
         except ItemError as exc:
             return self.applier.failed(item.kind, item.id, item.label, exc, set(item.tag_ids))
         now = ItemState(tag_ids=set(item.tag_ids), performer_ids=set(item.performer_ids), details=item.details)
@@ -112,6 +141,12 @@ class Tagger:
         media = ItemMedia(item, self.media, _no_media, self._media_slots)
         findings = run_analyzers(self.analyzers, item, media, Findings(answer))
         return self.applier.reapply(entry, findings)
+
+
+def _member_rejections(journal: Journal, member: Item) -> set[str]:
+    """Tags the user removed from a gallery's member image (found now if removed since)."""
+    now = ItemState(tag_ids=set(member.tag_ids), performer_ids=set(member.performer_ids), details=member.details)
+    return set(journal.rejected(member.kind, member.id, now))
 
 
 def _no_media(url: str) -> bytes:

@@ -46,7 +46,11 @@ class UndoSummary:
             "mode": self.mode,
             "dry_run": self.dry_run,
             "runs": self.runs,
-            "items": {"scene": self.items["scene"], "image": self.items["image"]},
+            "items": {
+                "scene": self.items["scene"],
+                "image": self.items["image"],
+                **({"gallery": self.items["gallery"]} if self.items["gallery"] else {}),
+            },
             verb: {
                 "tags": self.removed["tags"],
                 "status_tags": self.removed["status_tags"],
@@ -97,7 +101,9 @@ class Undo:
         verb = "would remove" if self.dry_run else "removed"
         self.log.info(
             f"{self.mode.name}: {verb} {summary.removed['tags']} tag(s), {summary.removed['status_tags']} status "
-            f"tag(s) from {summary.items['scene']} scene(s) and {summary.items['image']} image(s), "
+            f"tag(s) from {summary.items['scene']} scene(s) and {summary.items['image']} image(s)"
+            + (f" and {summary.items['gallery']} gallery(ies)" if summary.items["gallery"] else "")
+            + ", "
             f"{summary.removed['markers']} marker(s), {summary.removed['created_tags']} created tag(s)"
         )
         return summary

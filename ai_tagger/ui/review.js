@@ -159,6 +159,20 @@
         "div",
         { className: "ai-tagger-body" },
         h("h5", null, link(item.url, null, item.title), h("small", { className: "text-muted" }, " " + item.kind + " " + item.id)),
+        // A gallery's suggestions come from its sampled images (frame N is the N-th): show them.
+        item.images && item.images.length
+          ? h(
+              "div",
+              { className: "ai-tagger-members" },
+              item.images.map((image, index) =>
+                link(
+                  image.page,
+                  { key: image.id, title: "frame " + (index + 1) + ": image " + image.id },
+                  h("img", { src: samePage(image.url), alt: "frame " + (index + 1), loading: "lazy" })
+                )
+              )
+            )
+          : null,
         h(
           "div",
           { className: "ai-tagger-chips" },

@@ -4,7 +4,8 @@ It speaks enough of Stash's HTTP API for AI Tagger: POST /graphql (executed by g
 against the hand-written subset in stash_schema.graphql, so a document real Stash would
 reject is rejected here too), cookie or ApiKey authentication, and the media endpoints the
 plugin falls back to when it cannot open a file path (scene stream with HTTP Range, image
-and thumbnail, including images inside zip archives).
+and thumbnail, including images inside zip archives). Galleries (folder- or zip-based) hold
+images in path order, as Stash shows them.
 
 Data lives in memory behind one lock; every GraphQL request runs under it, so each mutation
 is atomic and readers never see half of one.
@@ -163,6 +164,7 @@ class FakeStash:
         self.tags: dict[int, Record] = {}
         self.scenes: dict[int, Record] = {}
         self.images: dict[int, Record] = {}
+        self.galleries: dict[int, Record] = {}
         self.markers: list[Record] = []
         self.performers: dict[int, Record] = {}
         self.jobs: list[Record] = []
@@ -170,9 +172,11 @@ class FakeStash:
         self.plugin_python = sys.executable  # the Python runPluginOperation starts the plugin with
         self.ffmpeg_path = ""
         self.ffprobe_path = ""
-        self._next_id = {"tag": 1, "scene": 1, "image": 1, "file": 1, "job": 1, "marker": 1, "performer": 1}
+        self._next_id = {"tag": 1, "scene": 1, "image": 1, "file": 1, "job": 1, "marker": 1, "performer": 1,
+                         "gallery": 1}
         self._scene_tag_counts: Counter[int] = Counter()
         self._image_tag_counts: Counter[int] = Counter()
+        self._gallery_tag_counts: Counter[int] = Counter()
         self.operations: list[tuple[str | None, dict[str, Any]]] = []
         # Called after each GraphQL request with (operation name, variables, HTTP status), outside
         # the lock: benchmarks and tests observe the server through these, never by patching it.
@@ -347,9 +351,44 @@ class FakeStash:
                 zst = os.stat(zip_path)
                 file["zip_file"] = self._file_record(zip_path, zst.st_size, _rfc3339(zst.st_mtime), None)
             self.images[iid] = {"id": iid, "title": title, "details": None, "organized": False, "tags": tags,
-                                "performers": set(), "file": file, "media": path, "zip": zip_path}
+                                "performers": set(), "file": file, "media": path, "zip": zip_path,
+                                "galleries": set()}
             self._image_tag_counts.update(tags)
             return str(iid)
+
+    def add_gallery(self, folder: str | os.PathLike | None = None, *, zip_path: str | os.PathLike | None = None,
+                    image_ids: Iterable[str | int] = (), title: str | None = None,
+                    tag_ids: Iterable[str | int] = ()) -> str:
+        """A gallery, as a Stash scan makes one: of a folder's image files, or of a zip archive's
+        members (each becomes an image read through its URL), plus any existing ``image_ids``.
+        With neither folder nor zip it is a virtual gallery (empty unless given images)."""
+        members = [self._int_id(i) for i in image_ids]
+        if zip_path is not None:
+            zip_path = str(zip_path)
+            with zipfile.ZipFile(zip_path) as zf:
+                names = sorted(n for n in zf.namelist() if not n.endswith("/"))
+            members += [int(self.add_image(name, zip_path=zip_path)) for name in names]
+        elif folder is not None:
+            files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+            members += [int(self.add_image(p)) for p in files]
+        path = str(zip_path or folder or "")
+        with self.lock:
+            tags = self._check_tag_ids(tag_ids)
+            self._records("image", members)
+            gid = self._new_id("gallery")
+            zipped = None
+            if zip_path is not None:
+                zst = os.stat(zip_path)
+                zipped = self._file_record(zip_path, zst.st_size, _rfc3339(zst.st_mtime), None)
+            self.galleries[gid] = {
+                "id": gid, "title": title, "details": None, "organized": False, "tags": tags,
+                "performers": set(), "images": members, "folder": str(folder) if folder is not None else None,
+                "zip": zipped, "file": {"path": path, "basename": os.path.basename(path), "size": 0},
+            }
+            for iid in members:
+                self.images[iid]["galleries"].add(gid)
+            self._gallery_tag_counts.update(tags)
+            return str(gid)
 
     def set_plugin_settings(self, plugin_id: str, settings: Mapping[str, Any]) -> None:
         with self.lock:
@@ -398,6 +437,18 @@ class FakeStash:
     def tags_of_image(self, image_id: str | int) -> set[str]:
         with self.lock:
             return {self.tags[t]["name"] for t in self.images[int(image_id)]["tags"]}
+
+    def gallery(self, gallery_id: str | int) -> Record:
+        """A copy of the gallery: ``tag_ids``/``performer_ids`` string sets, member ``image_ids`` in order."""
+        with self.lock:
+            rec = self.galleries[int(gallery_id)]
+            return {"id": str(rec["id"]), "title": rec["title"], "tag_ids": {str(t) for t in rec["tags"]},
+                    "performer_ids": {str(p) for p in rec["performers"]}, "path": rec["file"]["path"],
+                    "image_ids": [str(i["id"]) for i in self._gallery_images(rec)]}
+
+    def tags_of_gallery(self, gallery_id: str | int) -> set[str]:
+        with self.lock:
+            return {self.tags[t]["name"] for t in self.galleries[int(gallery_id)]["tags"]}
 
     def reset_log(self) -> None:
         with self.lock:
@@ -462,6 +513,8 @@ class FakeStash:
                 "findScenes": self._find_scenes,
                 "findImage": lambda _, info, id=None: self._one(self.images, id, self._image_view),
                 "findImages": self._find_images,
+                "findGallery": lambda _, info, id: self._one(self.galleries, id, self._gallery_view),
+                "findGalleries": self._find_galleries,
                 "findTag": lambda _, info, id: self._one(self.tags, id, self._tag_view),
                 "findTags": self._find_tags,
                 "configuration": lambda _, info: self._configuration(),
@@ -473,6 +526,7 @@ class FakeStash:
                 "tagCreate": lambda _, info, input: self._tag_view(self._create_tag(input)),
                 "bulkSceneUpdate": lambda _, info, input: self._bulk_update("scene", input),
                 "bulkImageUpdate": lambda _, info, input: self._bulk_update("image", input),
+                "bulkGalleryUpdate": lambda _, info, input: self._bulk_update("gallery", input),
                 "sceneUpdate": lambda _, info, input: self._update("scene", input),
                 "imageUpdate": lambda _, info, input: self._update("image", input),
                 "sceneMarkerCreate": lambda _, info, input: self._create_marker(input),
@@ -503,7 +557,9 @@ class FakeStash:
             "image_count": lambda info, depth=None: self._count_with_descendants(self._image_tag_counts, tid, depth),
             "scene_marker_count": lambda info, depth=None: sum(
                 tid == m["primary_tag_id"] or tid in m["tag_ids"] for m in self.markers),
-            "gallery_count": 0, "performer_count": 0, "studio_count": 0, "group_count": 0,
+            "gallery_count": lambda info, depth=None: self._count_with_descendants(
+                self._gallery_tag_counts, tid, depth),
+            "performer_count": 0, "studio_count": 0, "group_count": 0,
             "parents": lambda info: [self._tag_view(self.tags[p]) for p in tag["parent_ids"]],
             "children": lambda info: [self._tag_view(t) for t in children()],
             "parent_count": len(tag["parent_ids"]),
@@ -537,6 +593,33 @@ class FakeStash:
             "visual_files": [self._file_view(image["file"], "ImageFile")],
             "paths": {"image": f"{base}/image", "thumbnail": f"{base}/thumbnail", "preview": None},
             "performers": lambda info: self._performer_views(image),
+            "galleries": lambda info: [self._gallery_view(self.galleries[g]) for g in sorted(image["galleries"])],
+        }
+
+    def _gallery_images(self, gallery: Record) -> list[Record]:
+        """The gallery's images in Stash's order: by path, then id."""
+        members = [self.images[i] for i in gallery["images"] if i in self.images]
+        return sorted(members, key=lambda r: (r["file"]["path"], r["id"]))
+
+    def _gallery_view(self, gallery: Record) -> Record:
+        gid = gallery["id"]
+        zipped = gallery["zip"]
+        folder = gallery["folder"]
+
+        def cover(info: Any) -> Record | None:
+            members = self._gallery_images(gallery)
+            return self._image_view(members[0]) if members else None
+
+        return {
+            "id": str(gid), "title": gallery["title"], "details": gallery["details"],
+            "organized": gallery["organized"],
+            "tags": lambda info: [self._tag_view(self.tags[t]) for t in sorted(gallery["tags"])],
+            "performers": lambda info: self._performer_views(gallery),
+            "files": [self._file_view(zipped, "GalleryFile")] if zipped else [],
+            "folder": {"id": str(gid), "path": folder, "zip_file": None, "mod_time": _now()} if folder else None,
+            "image_count": lambda info: len(self._gallery_images(gallery)),
+            "paths": {"cover": f"{self.url}/gallery/{gid}/cover", "preview": f"{self.url}/gallery/{gid}/preview"},
+            "cover": cover,
         }
 
     def _performer_views(self, rec: Record) -> list[Record]:
@@ -616,7 +699,31 @@ class FakeStash:
         if flt.get("tags"):
             tag_pred = self._tags_predicate(flt["tags"])
             checks.append(lambda rec: tag_pred(rec["tags"]))
+        if flt.get("galleries"):
+            gallery_pred = self._ids_predicate(flt["galleries"])
+            checks.append(lambda rec: gallery_pred(rec.get("galleries", set())))
+        if flt.get("image_count"):
+            count_test = _int_test(flt["image_count"])
+            checks.append(lambda rec: count_test(len(self._gallery_images(rec))))
+        if flt.get("is_zip") is not None:
+            want_zip = bool(flt["is_zip"])
+            checks.append(lambda rec: (rec.get("zip") is not None) == want_zip)
         return self._combine(checks, flt, self._object_predicate)
+
+    def _ids_predicate(self, crit: Mapping[str, Any]) -> Callable[[set[int]], bool]:
+        """MultiCriterionInput over a set of related ids (an image's galleries)."""
+        mod = crit["modifier"]
+        values = {self._int_id(v) for v in crit.get("value") or []}
+        excluded = {self._int_id(v) for v in crit.get("excludes") or []}
+        tests: dict[str, Callable[[set[int]], bool]] = {
+            "IS_NULL": lambda ids: not ids, "NOT_NULL": lambda ids: bool(ids),
+            "INCLUDES": lambda ids: bool(ids & values) and not ids & excluded,
+            "INCLUDES_ALL": lambda ids: values <= ids and not ids & excluded,
+            "EXCLUDES": lambda ids: not ids & (values | excluded),
+        }
+        if mod not in tests:
+            raise GraphQLError(f"unsupported multi-criterion modifier {mod}")
+        return tests[mod]
 
     def _tag_predicate(self, flt: Mapping[str, Any] | None) -> Callable[[Record], bool]:
         if not flt:
@@ -700,6 +807,10 @@ class FakeStash:
                 "megapixels": sum(i["file"]["width"] * i["file"]["height"] for i in page) / 1e6,
                 "filesize": sum(i["file"]["size"] for i in page)}
 
+    def _find_galleries(self, _: Any, info: Any, filter=None, gallery_filter=None, ids=None) -> Record:
+        count, page = self._find(self.galleries, ids, filter, gallery_filter)
+        return {"count": count, "galleries": [self._gallery_view(g) for g in page]}
+
     def _find_tags(self, _: Any, info: Any, filter=None, tag_filter=None, ids=None) -> Record:
         pred = self._tag_predicate(tag_filter)
         wanted = {self._int_id(i) for i in ids} if ids is not None else None
@@ -759,6 +870,8 @@ class FakeStash:
     def _table(self, kind: str) -> tuple[dict[int, Record], Counter[int], Callable[[Record], Record]]:
         if kind == "scene":
             return self.scenes, self._scene_tag_counts, self._scene_view
+        if kind == "gallery":
+            return self.galleries, self._gallery_tag_counts, self._gallery_view
         return self.images, self._image_tag_counts, self._image_view
 
     def _records(self, kind: str, ids: Iterable[Any]) -> list[Record]:
@@ -878,7 +991,7 @@ class FakeStash:
         if tid not in self.tags:
             raise GraphQLError(f"tag with id {tid} not found")
         del self.tags[tid]
-        for kind in ("scene", "image"):
+        for kind in ("scene", "image", "gallery"):
             table, counts, _ = self._table(kind)
             for rec in table.values():
                 if tid in rec["tags"]:
@@ -898,6 +1011,10 @@ class FakeStash:
             table, counts, _ = self._table(kind)
             rec = table.pop(int(item_id))
             counts.subtract(rec["tags"])
+            if kind == "image":
+                for gallery in self.galleries.values():
+                    if rec["id"] in gallery["images"]:
+                        gallery["images"].remove(rec["id"])
             if kind == "scene":
                 self.markers = [m for m in self.markers if m["scene_id"] != rec["id"]]
 
@@ -958,6 +1075,12 @@ class FakeStash:
         """(name, None) to serve the file `name`, or (name, bytes) for bytes in memory: a zip
         member, or a scene screenshot made by ffmpeg. None when there is nothing to serve."""
         with self.lock:
+            if kind == "gallery":  # its cover: the first image
+                gallery = self.galleries.get(int(obj_id))
+                members = self._gallery_images(gallery) if gallery else []
+                if not members:
+                    return None
+                kind, obj_id, what = "image", str(members[0]["id"]), "image"
             rec = (self.scenes if kind == "scene" else self.images).get(int(obj_id))
             if rec is None:
                 return None
@@ -986,7 +1109,7 @@ class FakeStash:
         return self._screenshots[key]
 
 
-_MEDIA_ROUTE = re.compile(r"^/(scene|image)/(\d+)/(stream|screenshot|image|thumbnail)$")
+_MEDIA_ROUTE = re.compile(r"^/(scene|image|gallery)/(\d+)/(stream|screenshot|image|thumbnail|cover)$")
 _CHUNK = 64 * 1024
 
 

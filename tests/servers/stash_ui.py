@@ -249,7 +249,7 @@ class StashWithUI(FakeStash):
         if performer:
             handler._send(*self._performer_image(performer[1]))
             return True
-        if self.ui_dir is None or path.startswith(("/scene/", "/image/")):
+        if self.ui_dir is None or path.startswith(("/scene/", "/image/", "/gallery/")):
             return False
         status, body, ctype, headers = self._web_response(path)
         with self.lock:
