@@ -55,6 +55,7 @@ class Answers:
             headers=client.auth_headers,
             frame_interval=settings.frame_interval,
             max_frames=settings.max_frames_per_scene,
+            exact_frames=settings.exact_frames,
         )
         own = {t.id for t in (vocabulary.exact(n) for n in (*STATUS_TAGS, settings.created_tag_parent)) if t}
         budget = 0 if settings.local else settings.vocabulary_budget

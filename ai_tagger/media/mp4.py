@@ -1,6 +1,7 @@
-"""Keyframe spacing of an MP4/MOV file read from its sample tables, without starting ffprobe.
+"""Keyframe times and spacing of an MP4/MOV file read from its sample tables, without starting ffprobe.
 
-Dense sampling decodes keyframes only when they are at most one interval apart. For MP4 and
+Spread sampling takes the keyframe nearest each point, and dense sampling decodes keyframes
+only when they are at most one interval apart. For MP4 and
 MOV (most of a Stash library) the answer is in the ``moov`` box: the video track's sync-sample
 table (``stss``), its sample durations (``stts``) and time scale (``mdhd``). Reading them costs
 a few milliseconds, where an ffprobe start costs about 0.1 s per scene. Anything unexpected
@@ -9,12 +10,15 @@ returns None and the caller asks ffprobe.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
 MAX_MOOV = 64 << 20
 CONTAINERS = (b"trak", b"mdia", b"minf", b"stbl")
+MAX_KEYS = 200_000
+"""Keyframes read at most (a 24-hour file with a keyframe every half second)."""
 
 
 def _boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
@@ -58,7 +62,8 @@ def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | 
     return next(((s, e) for k, s, e in _boxes(data, start, end) if k == kind), None)
 
 
-def _video_spacing(data: bytes, start: int, end: int, window: float) -> float | None:
+def _video_keyframes(data: bytes, start: int, end: int, window: float) -> list[float] | None:
+    """The video track's keyframe times in seconds up to just past ``window``; None if not a video track."""
     mdia = _child(data, start, end, b"mdia")
     if mdia is None:
         return None
@@ -75,27 +80,26 @@ def _video_spacing(data: bytes, start: int, end: int, window: float) -> float | 
     deltas = [struct.unpack_from(">II", data, stts[0] + 8 + 8 * i) for i in range(entries)]
     stss = _child(data, *stbl, b"stss")
     if stss is None:  # every sample is a keyframe
-        return min((d for _, d in deltas), default=0) / scale or None
-    count = struct.unpack_from(">I", data, stss[0] + 4)[0]
-    keys = [struct.unpack_from(">I", data, stss[0] + 8 + 4 * i)[0] for i in range(min(count, 10_000))]
+        keys: Iterator[int] = iter(range(1, sum(run for run, _ in deltas) + 1))
+    else:
+        count = struct.unpack_from(">I", data, stss[0] + 4)[0]
+        keys = (struct.unpack_from(">I", data, stss[0] + 8 + 4 * i)[0] for i in range(min(count, MAX_KEYS)))
     times: list[float] = []
-    sample, clock, wanted = 1, 0, iter(keys)
-    target = next(wanted, None)
+    sample, clock = 1, 0
+    target = next(keys, None)
     for run, delta in deltas:
         while target is not None and target < sample + run:
             times.append((clock + (target - sample) * delta) / scale)
-            if times[-1] > window:
-                break
-            target = next(wanted, None)
-        if target is None or (times and times[-1] > window):
+            if times[-1] > window or len(times) >= MAX_KEYS:
+                return times
+            target = next(keys, None)
+        if target is None:
             break
         sample, clock = sample + run, clock + run * delta
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    return max(gaps) if gaps else None
+    return times
 
 
-def keyframe_spacing(path: str, window: float = 60) -> float | None:
-    """The widest gap between the video track's keyframes in the first ``window`` s; None if unknown."""
+def _keyframes(path: str, window: float) -> list[float] | None:
     try:
         with open(path, "rb") as handle:
             data = _moov(handle)
@@ -103,9 +107,26 @@ def keyframe_spacing(path: str, window: float = 60) -> float | None:
             return None
         for kind, start, end in _boxes(data):
             if kind == b"trak":
-                found = _video_spacing(data, start, end, window)
+                found = _video_keyframes(data, start, end, window)
                 if found is not None:
                     return found
     except (OSError, struct.error, ValueError):
         return None
     return None
+
+
+def keyframe_times(path: str) -> list[float] | None:
+    """Every keyframe time of the video track, in seconds (decoding order's clock); None if unknown.
+
+    Keyframe sampling picks the keyframe nearest each point from this list: one read of the
+    ``moov`` box instead of an ffprobe start per scene.
+    """
+    found = _keyframes(path, math.inf)
+    return found or None
+
+
+def keyframe_spacing(path: str, window: float = 60) -> float | None:
+    """The widest gap between the video track's keyframes in the first ``window`` s; None if unknown."""
+    times = _keyframes(path, window)
+    gaps = [b - a for a, b in zip(times or [], (times or [])[1:], strict=False)]
+    return max(gaps) if gaps else None
