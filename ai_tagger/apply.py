@@ -116,7 +116,7 @@ class Applier:
         writes = self._write(kind, item_id, decision, current)
         if spans:
             result.markers_created = self.markers.finish(item_id)
-        self._journal(kind, item_id, answer.key, _owned(writes, []), decision)
+        self._journal(kind, item_id, answer.key, _owned(writes, []), decision, answer.times)
         result.status = "tagged"
         return result
 
@@ -147,7 +147,7 @@ class Applier:
         if entry.kind == "scene":
             self.markers.remove_stale(entry.id, sorted(applied))
             result.markers_created = self.markers.finish(entry.id)
-        self._journal(entry.kind, entry.id, entry.answer_key, _owned(writes, entry.applied), decision)
+        self._journal(entry.kind, entry.id, entry.answer_key, _owned(writes, entry.applied), decision, answer.times)
         return result
 
     def failed(self, kind: str, item_id: str, label: str, error: ItemError, current: set[str]) -> ItemResult:
@@ -179,21 +179,31 @@ class Applier:
             self.journal.done(self.run_id, kind, item_id)
 
     def _journal(
-        self, kind: str, item_id: str, answer_key: str | None, applied: list[str], decision: Decision
+        self,
+        kind: str,
+        item_id: str,
+        answer_key: str | None,
+        applied: list[str],
+        decision: Decision,
+        times: tuple[float, ...] = (),
     ) -> None:
-        review = [suggestion(v) for v in decision.review]
+        review = [suggestion(v, times) for v in decision.review]
         self.cache.record(JournalEntry(kind, item_id, answer_key, "tagged", applied, review))
 
 
-def suggestion(verdict: Verdict) -> dict[str, object]:
-    """A review-tier verdict as the review page lists it (kept in the cache's ``items.review``)."""
+def suggestion(verdict: Verdict, times: tuple[float, ...] = ()) -> dict[str, object]:
+    """A review-tier verdict as the review page lists it (kept in the cache's ``items.review``), with the
+    time in seconds each of its frames shows when the answer kept them (keyframes are not evenly spaced)."""
     described = verdict.describe()
+    seconds = [times[f - 1] for f in verdict.frames if 0 < f <= len(times)]
+    seconds = seconds if len(seconds) == len(verdict.frames) else []
     return {
         "tag": verdict.label,
         "tag_id": verdict.tag.id if verdict.tag else None,
         "score": round(verdict.score, 3),
         "confidence": described["confidence"],
         "frames": described["frames"],
+        **({"times": seconds} if seconds else {}),
         "rule": verdict.rule,
     }
 

@@ -99,3 +99,16 @@ def test_answers_cached_with_exact_frames_are_reused_with_keyframe_sampling(stas
     assert model.completion_count == calls
     assert again.output["gateway_calls"] == 0 and again.output["cache_hits"] == 1
     assert "Red" in stash.tags_of_scene(scene)
+
+
+def test_review_list_gives_the_time_each_evidence_frame_really_shows(stash, model, tmp_path):
+    from tests.test_review import seeded
+    from tests.test_undo import ok
+
+    seeded(stash, model, tmp_path)  # red, green, blue, white for 2 s each; a keyframe every second
+    listed = ok(run_plugin(stash, {"mode": "review_list", "kind": "scene"}))
+
+    [item] = listed["items"]
+    red = item["suggestions"][0]
+    assert red["tag"] == "Red" and red["frames"] == [1]
+    assert item["frame_times"]["1"] == 1.0  # the keyframe at 1 s, not the evenly spaced point at 1.3 s
