@@ -112,3 +112,17 @@ def test_review_list_gives_the_time_each_evidence_frame_really_shows(stash, mode
     red = item["suggestions"][0]
     assert red["tag"] == "Red" and red["frames"] == [1]
     assert item["frame_times"]["1"] == 1.0  # the keyframe at 1 s, not the evenly spaced point at 1.3 s
+
+
+def test_h264_keyframes_are_read_from_the_file_and_other_codecs_seek_to_them(two_second_gop, tmp_path):
+    index = mp4.keyframes(str(two_second_gop))
+    assert index is not None and index.annexb(str(two_second_gop), [0, 5])  # IDR pictures with their parameter sets
+    hevc = media.make_video(tmp_path / "hevc.mp4", list(COLOURS), seconds_per_colour=6, codec="libx265")
+    hevc_index = mp4.keyframes(str(hevc))
+    assert hevc_index is not None and hevc_index.annexb(str(hevc), [0]) is None
+
+    timed = extract_spread(str(hevc), duration=36.0, count=6, ffmpeg="ffmpeg", max_side=160)
+
+    times = [at for at, _ in timed]
+    assert len(timed) == 6 and times == sorted(set(times)) and all(at == int(at) for at in times)
+    assert [media.mean_colour_name(frame) for _, frame in timed] == [colour_at(at) for at in times]

@@ -309,37 +309,51 @@ def _concat_script(source: str, targets: list[float]) -> bytes:
 
 
 def extract_keyframes(
-    source: str, targets: list[float], *, ffmpeg: str, max_side: int, headers: Mapping[str, str] | None = None
+    source: str,
+    targets: list[float],
+    *,
+    ffmpeg: str,
+    max_side: int,
+    headers: Mapping[str, str] | None = None,
+    pictures: bytes | None = None,
 ) -> list[bytes]:
     """The keyframe at or before each target, decoding nothing else; one JPEG per target, in order.
 
-    A local file is one ffmpeg process with one decoder: the concat demuxer plays one entry per
-    frame, so each seek reads a handful of packets and the keyframe-only decoder decodes one
-    picture. (One input per frame would cost three times that: each decoder holds its picture
-    back until the next keyframe arrives, so every input reads and decodes two keyframes.) A URL
-    takes one seeking input per frame. A frame missing from the output is a :class:`MediaError`:
-    the caller cannot tell which one it was.
+    One ffmpeg process with one decoder. Cheapest, an H.264 MP4's keyframes read from the file
+    (``pictures``, :meth:`.mp4.Keyframes.annexb`) go through a pipe: one open, one decode per
+    frame. Else a local file goes through the concat demuxer, one entry per frame, so each seek
+    reads a handful of packets (one input per frame would cost three times that: each decoder
+    holds its picture back until the next keyframe arrives, so every input reads and decodes two
+    keyframes), and a URL, or a file whose decoder gives more or fewer pictures than entries
+    (HEVC with open GOPs), takes one seeking input per frame. Frames missing from that are a
+    :class:`MediaError`.
     """
     skip = ["-skip_frame", "nokey", "-threads", "1"]
-    if source.startswith(("http://", "https://")):
-        found = _batch(source, targets, ffmpeg=ffmpeg, max_side=max_side, headers=headers,
-                       input_options=[*skip, "-noaccurate_seek"])  # fmt: skip
-        read = [frame for frame in found if frame is not None]
-        if len(read) != len(targets):
-            raise MediaError(f"ffmpeg read {len(read)} of {len(targets)} keyframes")
-        return read
-    command = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", *skip,
-        "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,pipe", "-i", "pipe:0",
+    output = [
         "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", f"settb=1,setpts=N,{_scale(max_side)}",
         "-fps_mode", "passthrough", "-q:v", "4", "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
     ]  # fmt: skip
     what = f"{len(targets)} keyframes"
-    result = _ffmpeg(command, what, stdin=_concat_script(source, targets))
-    frames = split_jpegs(result.stdout)
-    if len(frames) != len(targets):
-        raise MediaError(f"ffmpeg read {len(frames)} of {len(targets)} keyframes") if frames else _failure(result, what)
-    return frames
+    head = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+    if pictures:
+        command = [*head, "-threads", "1", "-f", "h264", "-i", "pipe:0", *output]
+        frames = split_jpegs(_ffmpeg(command, what, stdin=pictures).stdout)
+        if len(frames) == len(targets):
+            return frames
+        _log.debug("%d of %d keyframes decoded from the file's packets: seeking instead", len(frames), len(targets))
+    if not source.startswith(("http://", "https://")):
+        command = [*head, *skip, "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,pipe", "-i", "pipe:0",
+                   *output]  # fmt: skip
+        frames = split_jpegs(_ffmpeg(command, what, stdin=_concat_script(source, targets)).stdout)
+        if len(frames) == len(targets):
+            return frames
+        _log.debug("%d of %d keyframes from one decoder: one input per keyframe instead", len(frames), len(targets))
+    found = _batch(source, targets, ffmpeg=ffmpeg, max_side=max_side, headers=headers,
+                   input_options=[*skip, "-noaccurate_seek"])  # fmt: skip
+    read = [frame for frame in found if frame is not None]
+    if len(read) != len(targets):
+        raise MediaError(f"ffmpeg read {len(read)} of {len(targets)} keyframes")
+    return read
 
 
 def extract_spread(
@@ -364,11 +378,9 @@ def extract_spread(
     stamps = timestamps(duration, count)
     if exact or duration <= 0:
         return _exact(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers)
-    remote = source.startswith(("http://", "https://"))
-    keys = None if remote else mp4.keyframe_times(source)
-    complete = keys is not None
-    if keys is None:
-        keys = probe_keyframes(source, stamps, ffprobe=_ffprobe_beside(ffmpeg), headers=headers)
+    index = None if source.startswith(("http://", "https://")) else mp4.keyframes(source)
+    complete = index is not None
+    keys = index.times if index else probe_keyframes(source, stamps, ffprobe=_ffprobe_beside(ffmpeg), headers=headers)
     plan = keyframe_plan(stamps, [k for k in keys if k < duration])
     chosen = [at for at, key in plan if key]
     missing = [at for at, key in plan if not key]
@@ -379,9 +391,10 @@ def extract_spread(
     timed: dict[float, bytes] = {}
     if chosen:
         targets = _seek_targets([(at, True) for at in chosen], keys, complete)
+        pictures = index.annexb(source, [index.times.index(at) for at in chosen]) if index else None
         try:
             timed.update(zip(chosen, extract_keyframes(source, targets, ffmpeg=ffmpeg, max_side=max_side,
-                                                       headers=headers), strict=True))  # fmt: skip
+                                                       headers=headers, pictures=pictures), strict=True))  # fmt: skip
         except MediaError as exc:
             _log.debug("keyframe sampling failed (%s): exact times instead", exc)
             return _exact(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers)
