@@ -65,7 +65,7 @@ def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | 
 
 @dataclass(frozen=True)
 class Keyframes:
-    """A video track's keyframes: times in seconds (decoding order's clock) and sample numbers."""
+    """A video track's keyframes: the times they are shown, in seconds, and their sample numbers."""
 
     times: list[float]
     samples: list[int]
@@ -158,8 +158,9 @@ def _annexb(data: bytes, stbl: tuple[int, int], path: str, samples: list[int]) -
     return bytes(out)
 
 
-def _video_keyframes(data: bytes, start: int, end: int, window: float) -> Keyframes | None:
-    """The video track's keyframes up to just past ``window`` s; None if not a video track."""
+def _video_keyframes(data: bytes, start: int, end: int, window: float, shown: bool) -> Keyframes | None:
+    """The video track's keyframes up to just past ``window`` s, at the times they are ``shown`` (else
+    decoded); None if not a video track."""
     mdia = _child(data, start, end, b"mdia")
     if mdia is None:
         return None
@@ -193,7 +194,7 @@ def _video_keyframes(data: bytes, start: int, end: int, window: float) -> Keyfra
         if target is None:
             break
         sample, clock = sample + run, clock + run * delta
-    shift = _presentation_shift(data, start, end, stbl, found.samples)
+    shift = _presentation_shift(data, start, end, stbl, found.samples) if shown else None
     if shift:
         found.times[:] = [
             max(0.0, at + (extra - shift[0]) / scale) for at, extra in zip(found.times, shift[1:], strict=True)
@@ -236,7 +237,7 @@ def _presentation_shift(
     return [media_time, *offsets]
 
 
-def _keyframes(path: str, window: float) -> Keyframes | None:
+def _keyframes(path: str, window: float, shown: bool = True) -> Keyframes | None:
     try:
         with open(path, "rb") as handle:
             data = _moov(handle)
@@ -244,7 +245,7 @@ def _keyframes(path: str, window: float) -> Keyframes | None:
             return None
         for kind, start, end in _boxes(data):
             if kind == b"trak":
-                found = _video_keyframes(data, start, end, window)
+                found = _video_keyframes(data, start, end, window, shown)
                 if found is not None:
                     return found
     except (OSError, struct.error, ValueError):
@@ -263,14 +264,14 @@ def keyframes(path: str) -> Keyframes | None:
 
 
 def keyframe_times(path: str) -> list[float] | None:
-    """Every keyframe time of the video track, in seconds (decoding order's clock); None if unknown."""
+    """When each keyframe of the video track is shown, in seconds; None if unknown."""
     found = keyframes(path)
     return found.times if found else None
 
 
 def keyframe_spacing(path: str, window: float = 60) -> float | None:
     """The widest gap between the video track's keyframes in the first ``window`` s; None if unknown."""
-    found = _keyframes(path, window)
+    found = _keyframes(path, window, shown=False)  # gaps: decoding times, as before
     times = found.times if found else []
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     return max(gaps) if gaps else None
