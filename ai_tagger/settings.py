@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from ai_tagger.analyze.local.detector import MODELS
 from ai_tagger.deps import data_dir  # noqa: F401 - kept importable from here; it lives in the stdlib-only module
 from ai_tagger.errors import SettingsError
-from ai_tagger.local.detector import MODELS
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
@@ -229,6 +229,12 @@ class Settings(BaseModel):
         description="Apply tags the model names without a confidence (names-only answers, common with "
         "LLaVA-class models). Off: they go to review when Review confidence is set, else are not applied.",
     )
+    write_details: bool = Field(
+        False,
+        title="Write descriptions",
+        description="With the openai provider the tag request also asks for a 1-3 sentence description, written "
+        "to the item's Details only where they are empty (never over yours); undo clears it while unchanged.",
+    )
     max_answer_tokens: int | None = Field(
         None,
         ge=64,
@@ -381,7 +387,7 @@ class Settings(BaseModel):
 
     def require_gateway(self) -> None:
         """Fail with what to fill in when the gateway is not set up."""
-        from ai_tagger.gateway.base import GatewayConfig
+        from ai_tagger.analyze.gateway.base import GatewayConfig
 
         GatewayConfig.from_settings(self).require()
 

@@ -7,7 +7,8 @@ Three figures on the same scenes (videos of scikit-image's sample photographs, 6
 
 * detector bound: pictures/s of ``Detector.detect`` on one scene's frames as one batch (the
   JPEGs the pipeline makes), repeated; scenes/s = pictures/s / frames per scene;
-* frame-extraction bound: ``extract_spread`` (keyframe sampling, as the plugin) over every scene in ``os.cpu_count()`` threads;
+* frame-extraction bound: ``extract_spread`` (keyframe sampling, as the plugin) over every
+  scene in ``os.cpu_count()`` threads;
 * end to end: ``tag_scenes`` with ``provider: local``, the plugin run as Stash runs it;
   scenes / (wall - wall of a run with nothing to do), i.e. without interpreter start-up,
   imports and the model load.
@@ -64,7 +65,7 @@ def _videos(folder: Path) -> list[Path]:
 
 def _detector_rate(frames: list[bytes], repeats: int) -> tuple[float, float]:
     """(pictures/s, seconds to import and load the model) of one scene's frames as one batch, after a warm-up."""
-    from ai_tagger.local.detector import Detector
+    from ai_tagger.analyze.local.detector import Detector
 
     started = time.perf_counter()
     detector = Detector.load()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_tagger.cache import SCHEMA_VERSION, Cache, JournalEntry, NewerCache
-from ai_tagger.gateway.base import Candidate, Usage
+from ai_tagger.analyze.gateway.base import Candidate, Usage
+from ai_tagger.store.cache import SCHEMA_VERSION, Cache, JournalEntry, NewerCache
 
 # The file as AI Tagger wrote it before the schema had a version (user_version 0).
 UNVERSIONED = """

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ai_tagger.analyze.gateway.base import Candidate
 from ai_tagger.decide.decision import BELOW, CREATE, NOT_EXISTING, OVER_CAP, RESERVED, Policy, decide, score
 from ai_tagger.decide.normalize import key
 from ai_tagger.decide.vocabulary import Vocabulary, prompt_entry
-from ai_tagger.gateway.base import Candidate
 from ai_tagger.stash.models import Tag, TagRef
 
 VOCABULARY = [

@@ -8,10 +8,10 @@ import threading
 import pytest
 import responses
 
-from ai_tagger.gateway.answer import MalformedAnswer, parse_answer
-from ai_tagger.gateway.base import GatewayConfig, GatewayError, GatewayFatal, TagRequest
-from ai_tagger.gateway.http import retry_after
-from ai_tagger.gateway.providers.openai import OpenAIProvider
+from ai_tagger.analyze.gateway.answer import MalformedAnswer, parse_answer
+from ai_tagger.analyze.gateway.base import GatewayConfig, GatewayError, GatewayFatal, TagRequest
+from ai_tagger.analyze.gateway.http import retry_after
+from ai_tagger.analyze.providers.openai import OpenAIProvider
 from ai_tagger.settings import Settings
 from tests import media
 

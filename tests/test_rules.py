@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ai_tagger.analyze.gateway.base import Candidate
 from ai_tagger.decide.decision import (
     APPLY,
     BELOW,
@@ -29,7 +30,6 @@ from ai_tagger.decide.decision import (
 from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules, RulesError, load_rules, parse_rules
 from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.gateway.base import Candidate
 from ai_tagger.stash.models import Tag, TagRef
 
 REPO = Path(__file__).resolve().parents[1]
