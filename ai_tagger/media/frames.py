@@ -278,7 +278,11 @@ def probe_keyframes(
     source: str, stamps: list[float], *, ffprobe: str, headers: Mapping[str, str] | None = None
 ) -> list[float]:
     """The keyframe ffprobe's seek finds near each point (one packet read per point, nothing decoded)."""
-    intervals = ",".join(f"{at:.3f}%+#1" for at in stamps)
+    return _packet_keyframes(source, ",".join(f"{at:.3f}%+#1" for at in stamps), ffprobe=ffprobe, headers=headers)
+
+
+def _packet_keyframes(source: str, intervals: str, *, ffprobe: str, headers: Mapping[str, str] | None) -> list[float]:
+    """Sorted times of the video keyframes among the packets ffprobe reads in ``intervals`` (flags only)."""
     command = [
         ffprobe, "-v", "error", "-select_streams", "v:0", "-read_intervals", intervals,
         "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0",
@@ -470,25 +474,7 @@ def dense_plan(duration: float | None, interval: float, max_frames: int) -> tupl
 
 def keyframe_spacing(source: str, *, ffprobe: str, headers: Mapping[str, str] | None = None) -> float | None:
     """The widest gap between video keyframes in the first minute, from packet flags; None if unknown."""
-    command = [
-        ffprobe, "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+{KEYFRAME_WINDOW}",
-        "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0",
-    ]  # fmt: skip
-    if headers and source.startswith(("http://", "https://")):
-        command += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
-    try:
-        result = subprocess.run(command + [source], capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    keys = []
-    for line in result.stdout.decode(errors="replace").splitlines():
-        at, _, flags = line.partition(",")
-        if flags.startswith("K"):
-            try:
-                keys.append(float(at))
-            except ValueError:
-                continue
-    keys.sort()
+    keys = _packet_keyframes(source, f"%+{KEYFRAME_WINDOW}", ffprobe=ffprobe, headers=headers)
     gaps = [b - a for a, b in zip(keys, keys[1:], strict=False)]
     return max(gaps) if gaps else None
 
