@@ -138,7 +138,7 @@ def extraction(path: Path, duration: float, repeats: int) -> dict[str, Any]:
 
 def detector_stages(pictures: list[bytes], repeats: int) -> dict[str, float] | None:
     """CPU ms per scene of the detector's decode+resize, inference and post-processing; None without it."""
-    from ai_tagger.local.detector import Detector, DetectorUnavailable
+    from ai_tagger.analyze.local.detector import Detector, DetectorUnavailable
 
     try:
         detector = Detector.load()

@@ -21,10 +21,10 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.errors import RunError, SettingsError, StashError
+from ai_tagger.errors import RunError, SettingsError, Stage, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.journal import Journal
 from ai_tagger.tasks.context import RunContext
 from ai_tagger.tasks.modes import Source
@@ -49,7 +49,7 @@ def work_for(context: RunContext, tagger: Tagger) -> Work:
     if mode.source == Source.JOURNAL:
         if context.settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
-        return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
+        return Work(cache.processed_count(mode.kinds), cache.processed(mode.kinds), tagger.reapply)
     available = sum(client.count_untagged(kind) for kind in mode.kinds)
     items = itertools.chain.from_iterable(client.untagged(kind) for kind in mode.kinds)
     return Work(available, items, tagger.process)
@@ -159,7 +159,7 @@ def drive(work: Work, summary: RunSummary, *, settings: Settings, log: Log) -> N
                     summary.stop(str(exc), failed=True)
                     break
                 summary.add(result)
-                failures_in_a_row = failures_in_a_row + 1 if result.failed_stage == "gateway" else 0
+                failures_in_a_row = failures_in_a_row + 1 if result.failed_stage == Stage.GATEWAY else 0
                 if failures_in_a_row >= BREAKER:
                     reason = f"stopped after {BREAKER} gateway failures in a row; last: {result.error}"
                     summary.stop(reason, failed=True)

@@ -22,13 +22,14 @@ from typing import Any
 
 from ai_tagger.decide.decision import APPLY, Verdict
 from ai_tagger.decide.item import NEW_TAG, PERFORMER, SuggestionKind
-from ai_tagger.decide.normalize import key
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import InputError, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_REVIEW, STATUS_TAGS, Settings
 from ai_tagger.stash.client import ReviewItem, StashClient
 from ai_tagger.stash.models import ItemUpdate, Tag
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary
+from ai_tagger.store.cache import Cache
 from ai_tagger.store.journal import Field, FieldWrite, Journal, Write
 from ai_tagger.tasks.modes import REVIEW_DECISION, SCENES_AND_IMAGES, Mode
 from ai_tagger.write.tagbook import TagBook
@@ -123,9 +124,10 @@ def _unique(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class Review:
-    def __init__(self, *, client: StashClient, journal: Journal, settings: Settings, log: Log) -> None:
+    def __init__(self, *, client: StashClient, journal: Journal, cache: Cache, settings: Settings, log: Log) -> None:
         self.client = client
         self.journal = journal
+        self.cache = cache
         self.settings = settings
         self.log = log
 
@@ -144,9 +146,9 @@ class Review:
             if kind is None:
                 raise InputError("review_list with an id needs its kind: scene or image")
             item_id = _item_id(args["id"])
-            total, rows = 1, [(kind, item_id, self.journal.suggestions(kind, item_id) or "[]")]
+            total, rows = 1, [(kind, item_id, self.cache.suggestions(kind, item_id) or "[]")]
         else:
-            total, rows = self.journal.pending(kinds, (page - 1) * per_page, per_page)
+            total, rows = self.cache.pending_review(kinds, (page - 1) * per_page, per_page)
         vocabulary = Vocabulary(self.client.all_tags()) if rows else None
         found: dict[tuple[str, str], ReviewItem] = {}
         for one in SCENES_AND_IMAGES:
@@ -159,12 +161,12 @@ class Review:
                 notes.append(
                     f"{item_kind} {item_id}: deleted in Stash since it was tagged; its suggestions are dropped"
                 )
-                self.journal.cache.swap_review(item_kind, item_id, raw, "[]")
+                self.cache.swap_review(item_kind, item_id, raw, "[]")
                 continue
             assert vocabulary is not None
             shown = self._item(item_kind, item_id, item, raw, vocabulary)
             if not shown["suggestions"] and raw != "[]" and args.get("id") in (None, ""):
-                self.journal.cache.swap_review(item_kind, item_id, raw, "[]")  # all decided in Stash meanwhile
+                self.cache.swap_review(item_kind, item_id, raw, "[]")  # all decided in Stash meanwhile
                 continue
             items.append(shown)
         return {
@@ -259,11 +261,11 @@ class Review:
     def _decide_once(
         self, kind: str, item_id: str, accept: list[str], reject: list[str], people: tuple[list[str], list[str]]
     ) -> dict[str, Any] | None:
-        raw = self.journal.suggestions(kind, item_id)
+        raw = self.cache.suggestions(kind, item_id)
         item = self.client.review_items(kind, [item_id]).get(item_id)
         if item is None:
             if raw is not None:
-                self.journal.cache.swap_review(kind, item_id, raw, "[]")
+                self.cache.swap_review(kind, item_id, raw, "[]")
             raise InputError(f"{kind} {item_id} does not exist in Stash (deleted since it was tagged?)")
         vocabulary = Vocabulary(self.client.all_tags())
         rejected = self.journal.rejections(kind, item_id)
@@ -303,7 +305,7 @@ class Review:
         decided_people = {*people[0], *people[1]}
         left += [e for p, e in performers.items() if p not in decided_people]
         taking = bool(taken) or bool(decided_people)
-        if raw is not None and taking and not self.journal.cache.swap_review(kind, item_id, raw, json.dumps(left)):
+        if raw is not None and taking and not self.cache.swap_review(kind, item_id, raw, json.dumps(left)):
             return None  # another decision took suggestions meanwhile: look again
         chosen = ([performers[p] for p in people[0]], [performers[p] for p in people[1]])
         try:
@@ -312,7 +314,7 @@ class Review:
             )
         except StashError:
             if raw is not None and taking:
-                self.journal.cache.swap_review(kind, item_id, json.dumps(left), raw)
+                self.cache.swap_review(kind, item_id, json.dumps(left), raw)
             raise
 
     def _accepted_tags(

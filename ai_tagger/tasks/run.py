@@ -39,7 +39,7 @@ from ai_tagger.tasks.undo import Undo
 Result = tuple[Any, str | None]
 MAX_LIMIT = 10**9
 
-__all__ = ["InputError", "parse_dry_run", "parse_limit", "read_input", "run_task"]
+__all__ = ["parse_dry_run", "parse_limit", "read_input", "run_task"]
 
 
 def read_input(raw_input: dict[str, Any]) -> PluginInput:
@@ -200,13 +200,14 @@ def _tag(context: RunContext) -> Result:
 
 
 def _undo(context: RunContext) -> Result:
-    undone = Undo(context.mode, client=context.client, journal=context.journal, log=context.log,
-                  dry_run=context.dry_run).run()  # fmt: skip
+    undone = Undo(context.mode, client=context.client, journal=context.journal, cache=context.cache,
+                  log=context.log, dry_run=context.dry_run).run()  # fmt: skip
     return _with_reset(undone.as_output(), context.cache), None
 
 
 def _review(context: RunContext) -> Result:
-    review = Review(client=context.client, journal=context.journal, settings=context.settings, log=context.log)
+    review = Review(client=context.client, journal=context.journal, cache=context.cache, settings=context.settings,
+                    log=context.log)  # fmt: skip
     return review.run(context.mode, context.args), None
 
 

@@ -14,11 +14,11 @@ import threading
 from ai_tagger.analyze.analyzers.tags import TagAnalyzer
 from ai_tagger.analyze.base import AnalyzerContext, Findings, build_analyzers, run_analyzers
 from ai_tagger.decide.decision import Policy
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import ItemError, MediaError, StashError
 from ai_tagger.media.source import ItemMedia, MediaOptions
 from ai_tagger.stash.models import Item, ItemState, Tag
-from ai_tagger.store.cache import JournalEntry
+from ai_tagger.stash.vocabulary import Vocabulary
+from ai_tagger.store.cache import ItemRecord
 from ai_tagger.store.journal import Journal
 from ai_tagger.tasks.context import RunContext
 from ai_tagger.write.apply import Applier
@@ -104,7 +104,7 @@ class Tagger:
         now = ItemState(tag_ids=set(item.tag_ids), performer_ids=set(item.performer_ids), details=item.details)
         return self.applier.apply(item.kind, item.id, item.label, findings, now)
 
-    def reapply(self, entry: JournalEntry) -> ItemResult:
+    def reapply(self, entry: ItemRecord) -> ItemResult:
         """Re-decide a processed item from its cached answer with today's settings; no gateway call."""
         answer = self.answers.cached(entry.answer_key)
         if answer is None:
