@@ -395,7 +395,7 @@ def extract_spread(
     timed: dict[float, bytes] = {}
     if chosen:
         targets = _seek_targets([(at, True) for at in chosen], keys, complete)
-        pictures = index.annexb(source, [index.times.index(at) for at in chosen]) if index else None
+        pictures = index.annexb(source, [bisect.bisect_left(index.times, at) for at in chosen]) if index else None
         try:
             timed.update(zip(chosen, extract_keyframes(source, targets, ffmpeg=ffmpeg, max_side=max_side,
                                                        headers=headers, pictures=pictures), strict=True))  # fmt: skip

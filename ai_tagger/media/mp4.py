@@ -260,7 +260,12 @@ def keyframes(path: str) -> Keyframes | None:
     ``moov`` box instead of an ffprobe start per scene.
     """
     found = _keyframes(path, math.inf)
-    return found if found and found.times else None
+    if not found or not found.times:
+        return None
+    if any(b < a for a, b in zip(found.times, found.times[1:], strict=False)):  # shown out of decoding order
+        pairs = sorted(zip(found.times, found.samples, strict=True))
+        found.times[:], found.samples[:] = [at for at, _ in pairs], [sample for _, sample in pairs]
+    return found
 
 
 def keyframe_times(path: str) -> list[float] | None:
