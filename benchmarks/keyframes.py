@@ -238,6 +238,7 @@ def run(ctx: Context) -> Result:
         target = f">= {SPEEDUP_TARGET:g}x" if label == "long-GOP" else ""
         res.add(f"{label}: end to end keyframe / exact", round(speedup, 2), "x", target,
                 speedup >= SPEEDUP_TARGET if target else None)  # fmt: skip
+        res.add(f"{label}: CPU per scene exact / keyframe", round(least_cpu["exact"] / least_cpu["keyframe"], 2), "x")
         entry["end_to_end"] = rates
         entry["detector_ms_per_scene"] = stages
         details[label] = entry
