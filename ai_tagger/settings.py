@@ -103,6 +103,12 @@ class Settings(BaseModel):
         description="With a frame interval, a scene's frames go to the model in requests of at most this many "
         "frames (with Frame layout grid, one contact sheet of this many cells per request). Default 8.",
     )
+    exact_frames: bool = Field(
+        False,
+        title="Exact frame times",
+        description="Take spread frames at exactly even times instead of the keyframe nearest each (several "
+        "times the CPU per frame). Off by default.",
+    )
     marker_tags: str = Field(
         "",
         title="Marker tags",

@@ -1,7 +1,7 @@
 """``e2e``: ``tag_scenes`` on distinct 320x240 10 s videos, 6 frames, latency 0.4 s, concurrency 8.
 
-Throughput as a share of the slower stage bound: frame extraction alone (``extract_frames`` in
-``os.cpu_count()`` threads) or the gateway (``concurrency / latency``). Target: >= 80 %.
+Throughput as a share of the slower stage bound: frame extraction alone (``extract_spread``, as the
+plugin samples, in ``os.cpu_count()`` threads) or the gateway (``concurrency / latency``). Target: >= 80 %.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ LATENCY, CONCURRENCY, FRAMES, DURATION = 0.4, 8, 6, 10.0
 
 
 def _extraction_bound(videos: list[Path], frames: int, duration: float) -> tuple[float, float]:
-    from ai_tagger.media.frames import extract_frames
+    from ai_tagger.media.frames import extract_spread
 
     def one(path: Path) -> int:
-        return len(extract_frames(str(path), duration=duration, count=frames, ffmpeg=FFMPEG, max_side=768))
+        return len(extract_spread(str(path), duration=duration, count=frames, ffmpeg=FFMPEG, max_side=768))
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

@@ -7,7 +7,8 @@ Three figures on the same scenes (videos of scikit-image's sample photographs, 6
 
 * detector bound: pictures/s of ``Detector.detect`` on one scene's frames as one batch (the
   JPEGs the pipeline makes), repeated; scenes/s = pictures/s / frames per scene;
-* frame-extraction bound: ``extract_frames`` over every scene in ``os.cpu_count()`` threads;
+* frame-extraction bound: ``extract_spread`` (keyframe sampling, as the plugin) over every
+  scene in ``os.cpu_count()`` threads;
 * end to end: ``tag_scenes`` with ``provider: local``, the plugin run as Stash runs it;
   scenes / (wall - wall of a run with nothing to do), i.e. without interpreter start-up,
   imports and the model load.
@@ -77,10 +78,10 @@ def _detector_rate(frames: list[bytes], repeats: int) -> tuple[float, float]:
 
 
 def _extraction_rate(paths: list[Path], ffmpeg: str) -> float:
-    from ai_tagger.media.frames import extract_frames
+    from ai_tagger.media.frames import extract_spread
 
     def one(path: Path) -> int:
-        return len(extract_frames(str(path), duration=SECONDS, count=FRAMES, ffmpeg=ffmpeg, max_side=MAX_SIDE))
+        return len(extract_spread(str(path), duration=SECONDS, count=FRAMES, ffmpeg=ffmpeg, max_side=MAX_SIDE))
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

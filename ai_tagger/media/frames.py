@@ -16,7 +16,9 @@ else ffprobe reads the packet flags, nothing decoded.
 
 from __future__ import annotations
 
+import bisect
 import json
+import logging
 import math
 import os
 import selectors
@@ -30,6 +32,7 @@ from ai_tagger.errors import MediaError
 from ai_tagger.media import mp4
 
 FFMPEG_TIMEOUT = 60
+_log = logging.getLogger(__name__)
 EDGE = 0.05
 
 
@@ -64,14 +67,21 @@ def _scale(max_side: int) -> str:
     return f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease"
 
 
-def _ffmpeg(command: list[str], what: str, timeout: float = FFMPEG_TIMEOUT) -> subprocess.CompletedProcess[bytes]:
+def _ffmpeg(
+    command: list[str], what: str, timeout: float = FFMPEG_TIMEOUT, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run ffmpeg to the end; a missing ffmpeg or one over the time limit is a :class:`MediaError`.
 
     The limit is a timer that kills the process, not ``subprocess.run(timeout=)``, whose wait
     polls in sleeps of up to 50 ms: a tenth of a sub-second extraction.
     """
     try:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     except FileNotFoundError:
         raise MediaError(f"ffmpeg not found at {command[0]!r}: install ffmpeg or set its path in Stash") from None
     expired = threading.Event()
@@ -83,7 +93,7 @@ def _ffmpeg(command: list[str], what: str, timeout: float = FFMPEG_TIMEOUT) -> s
     timer = threading.Timer(timeout, expire)
     timer.start()
     try:
-        stdout, stderr = process.communicate()
+        stdout, stderr = process.communicate(stdin)
     finally:
         timer.cancel()
     if expired.is_set():
@@ -112,9 +122,26 @@ def extract_batch(
     Frames missing from the output (a timestamp past the real end) are left out; a run that
     yields no frame at all is a :class:`MediaError`.
     """
+    kept = [f for f in _batch(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers) if f]
+    if not kept:
+        raise MediaError(f"ffmpeg could not read {len(stamps)} frames: no frame")
+    return kept
+
+
+def _batch(
+    source: str,
+    stamps: list[float],
+    *,
+    ffmpeg: str,
+    max_side: int,
+    headers: Mapping[str, str] | None = None,
+    input_options: list[str] | None = None,
+) -> list[bytes | None]:
+    """Each timestamp's frame (None where the output has none), one ffmpeg process; a
+    :class:`MediaError` when it yields no frame at all."""
     command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
     for at in stamps:
-        command += ["-ss", f"{at:.3f}", *_input_args(source, headers)]
+        command += [*(input_options or []), "-ss", f"{at:.3f}", *_input_args(source, headers)]
     pipes = [os.pipe() for _ in stamps]
     for index, (_, write_end) in enumerate(pipes):
         command += [
@@ -143,11 +170,11 @@ def extract_batch(
         if process.poll() is None:
             process.kill()
         process.wait()
-    kept = [frame for frame in frames if frame.startswith(b"\xff\xd8")]
-    if not kept:
+    found = [frame if frame.startswith(b"\xff\xd8") else None for frame in frames]
+    if not any(found):
         reason = stderr.splitlines()[-1] if stderr else f"exit code {process.returncode}, no frame"
         raise MediaError(f"ffmpeg could not read {len(stamps)} frames: {reason}")
-    return kept
+    return found
 
 
 def _read_all(fds: list[int], process: subprocess.Popen[bytes]) -> list[bytes]:
@@ -197,25 +224,231 @@ def extract_frames(
     max_side: int,
     headers: Mapping[str, str] | None = None,
 ) -> list[bytes]:
-    """``count`` frames spread over the video; a frame past the real end is skipped, not fatal."""
+    """``count`` frames at exactly spread times; a frame past the real end is skipped, not fatal."""
     if not duration:
         duration = probe_duration(source, ffprobe=_ffprobe_beside(ffmpeg), headers=headers)
     stamps = timestamps(duration, count)
+    return [f for f in _positions(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers) if f]
+
+
+SNAP = 0.005
+"""Seconds past a keyframe time that its seek aims at, when the next keyframe is not known."""
+
+
+def keyframe_plan(stamps: list[float], keys: list[float]) -> list[tuple[float, bool]]:
+    """``(seconds, is a keyframe)`` for each point: the nearest keyframe not taken yet, else the exact time.
+
+    Frames stay distinct and in order: a point takes the keyframe nearest it among those after
+    the previous point's frame (so two points that land on the same keyframe take the next one),
+    and only one less than a point spacing away, so the frames stay spread over the video. A
+    point with no such keyframe (keyframes sparser than the points) keeps its exact time.
+    """
+    keys = sorted(set(keys))
+    step = min((b - a for a, b in zip(stamps, stamps[1:], strict=False)), default=math.inf)
+    plan: list[tuple[float, bool]] = []
+    first, last = 0, -math.inf
+    for at in stamps:
+        first = bisect.bisect_right(keys, last, lo=first)
+        nearest = bisect.bisect_left(keys, at, lo=first)
+        best = min(keys[max(first, nearest - 1) : nearest + 1], key=lambda k: abs(k - at), default=None)
+        if best is not None and abs(best - at) < step:
+            plan.append((best, True))
+            last = best
+        else:
+            plan.append((at, False))
+            last = max(last, at)
+    return plan
+
+
+def _seek_targets(plan: list[tuple[float, bool]], keys: list[float], complete: bool) -> list[float]:
+    """Where to seek for each planned keyframe: a little past it, so the seek lands on it and no other.
+
+    With the whole keyframe list (``complete``) that is up to half way to the next keyframe
+    (robust to a keyframe's presentation time differing from its decoding time by a frame or two).
+    """
+    keys = sorted(set(keys))
+    targets = []
+    for at, _ in plan:
+        later = keys[bisect.bisect_right(keys, at)] if complete and bisect.bisect_right(keys, at) < len(keys) else None
+        targets.append(at + (min((later - at) / 2, 0.5) if later is not None else SNAP))
+    return targets
+
+
+def probe_keyframes(
+    source: str, stamps: list[float], *, ffprobe: str, headers: Mapping[str, str] | None = None
+) -> list[float]:
+    """The keyframe ffprobe's seek finds near each point (one packet read per point, nothing decoded)."""
+    return _packet_keyframes(source, ",".join(f"{at:.3f}%+#1" for at in stamps), ffprobe=ffprobe, headers=headers)
+
+
+def _packet_keyframes(source: str, intervals: str, *, ffprobe: str, headers: Mapping[str, str] | None) -> list[float]:
+    """Sorted times of the video keyframes among the packets ffprobe reads in ``intervals`` (flags only)."""
+    command = [
+        ffprobe, "-v", "error", "-select_streams", "v:0", "-read_intervals", intervals,
+        "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0",
+    ]  # fmt: skip
+    if headers and source.startswith(("http://", "https://")):
+        command += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+    try:
+        result = subprocess.run(command + [source], capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    keys = []
+    for line in result.stdout.decode(errors="replace").splitlines():
+        at, _, flags = line.partition(",")
+        if flags.startswith("K"):
+            try:
+                keys.append(float(at))
+            except ValueError:
+                continue
+    return sorted(set(keys))
+
+
+def _concat_script(source: str, targets: list[float]) -> bytes:
+    """An ffconcat list: the file once per frame, each entry starting at its seek target."""
+    path = "file:" + os.path.abspath(source)
+    quoted = "'" + path.replace("'", "'\\''") + "'"
+    entries = "".join(f"file {quoted}\ninpoint {at:.3f}\noutpoint {at + 0.001:.3f}\n" for at in targets)
+    return ("ffconcat version 1.0\n" + entries).encode()
+
+
+def extract_keyframes(
+    source: str,
+    targets: list[float],
+    *,
+    ffmpeg: str,
+    max_side: int,
+    headers: Mapping[str, str] | None = None,
+    pictures: bytes | None = None,
+) -> list[bytes]:
+    """The keyframe at or before each target, decoding nothing else; one JPEG per target, in order.
+
+    One ffmpeg process with one decoder. Cheapest, an H.264 MP4's keyframes read from the file
+    (``pictures``, :meth:`.mp4.Keyframes.annexb`) go through a pipe: one open, one decode per
+    frame. Else a local file goes through the concat demuxer, one entry per frame, so each seek
+    reads a handful of packets (one input per frame would cost three times that: each decoder
+    holds its picture back until the next keyframe arrives, so every input reads and decodes two
+    keyframes), and a URL, or a file whose decoder gives more or fewer pictures than entries
+    (HEVC with open GOPs), takes one seeking input per frame. Frames missing from that are a
+    :class:`MediaError`.
+    """
+    skip = ["-skip_frame", "nokey", "-threads", "1"]
+    output = [
+        "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", f"settb=1,setpts=N,{_scale(max_side)}",
+        "-fps_mode", "passthrough", "-q:v", "4", "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
+    ]  # fmt: skip
+    what = f"{len(targets)} keyframes"
+    head = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+    if pictures:
+        command = [*head, "-threads", "1", "-f", "h264", "-i", "pipe:0", *output]
+        frames = split_jpegs(_ffmpeg(command, what, stdin=pictures).stdout)
+        if len(frames) == len(targets):
+            return frames
+        _log.debug("%d of %d keyframes decoded from the file's packets: seeking instead", len(frames), len(targets))
+    if not source.startswith(("http://", "https://")):
+        command = [*head, *skip, "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,pipe", "-i", "pipe:0",
+                   *output]  # fmt: skip
+        frames = split_jpegs(_ffmpeg(command, what, stdin=_concat_script(source, targets)).stdout)
+        if len(frames) == len(targets):
+            return frames
+        _log.debug("%d of %d keyframes from one decoder: one input per keyframe instead", len(frames), len(targets))
+    found = _batch(source, targets, ffmpeg=ffmpeg, max_side=max_side, headers=headers,
+                   input_options=[*skip, "-noaccurate_seek"])  # fmt: skip
+    read = [frame for frame in found if frame is not None]
+    if len(read) != len(targets):
+        raise MediaError(f"ffmpeg read {len(read)} of {len(targets)} keyframes")
+    return read
+
+
+def extract_spread(
+    source: str,
+    *,
+    duration: float | None,
+    count: int,
+    ffmpeg: str,
+    max_side: int,
+    headers: Mapping[str, str] | None = None,
+    exact: bool = False,
+) -> list[tuple[float, bytes]]:
+    """``count`` frames spread over the video with the time each one shows, in seconds.
+
+    By default each is the keyframe nearest its evenly spaced point (:func:`keyframe_plan`):
+    decoding one keyframe costs a fraction of decoding from the keyframe before a point up to
+    it, and a frame a few seconds off its point tags the same. Points without a keyframe of
+    their own are taken exactly (logged at debug level), as is everything with ``exact``.
+    """
+    if not duration:
+        duration = probe_duration(source, ffprobe=_ffprobe_beside(ffmpeg), headers=headers)
+    stamps = timestamps(duration, count)
+    if exact or duration <= 0:
+        return _exact(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers)
+    index = None if source.startswith(("http://", "https://")) else mp4.keyframes(source)
+    complete = index is not None
+    keys = index.times if index else probe_keyframes(source, stamps, ffprobe=_ffprobe_beside(ffmpeg), headers=headers)
+    plan = keyframe_plan(stamps, [k for k in keys if k < duration])
+    chosen = [at for at, key in plan if key]
+    missing = [at for at, key in plan if not key]
+    if missing:
+        _log.debug(
+            "%d of %d frames at exact times: keyframes too sparse (%d found)", len(missing), len(plan), len(keys)
+        )
+    timed: dict[float, bytes] = {}
+    if chosen:
+        targets = _seek_targets([(at, True) for at in chosen], keys, complete)
+        pictures = index.annexb(source, [bisect.bisect_left(index.times, at) for at in chosen]) if index else None
+        try:
+            timed.update(zip(chosen, extract_keyframes(source, targets, ffmpeg=ffmpeg, max_side=max_side,
+                                                       headers=headers, pictures=pictures), strict=True))  # fmt: skip
+        except MediaError as exc:
+            _log.debug("keyframe sampling failed (%s): exact times instead", exc)
+            return _exact(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers)
+    if missing:
+        timed.update(_exact(source, missing, ffmpeg=ffmpeg, max_side=max_side, headers=headers, strict=bool(timed)))
+    return sorted(timed.items())
+
+
+def _exact(
+    source: str,
+    stamps: list[float],
+    *,
+    ffmpeg: str,
+    max_side: int,
+    headers: Mapping[str, str] | None,
+    strict: bool = False,
+) -> list[tuple[float, bytes]]:
+    """Frames at exactly ``stamps``; one past the real end is skipped (an error only if none is read
+    and ``strict`` is off: with other frames in hand, missing ones are just left out)."""
+    try:
+        frames = _positions(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers)
+    except MediaError:
+        if strict:
+            return []
+        raise
+    return [(at, frame) for at, frame in zip(stamps, frames, strict=True) if frame]
+
+
+def _positions(
+    source: str, stamps: list[float], *, ffmpeg: str, max_side: int, headers: Mapping[str, str] | None
+) -> list[bytes | None]:
+    """Each stamp's exact frame or None, in one process (else one per frame); a :class:`MediaError` if none."""
     if len(stamps) > 1 and os.name == "posix":
         try:
-            return extract_batch(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers)
+            frames = _batch(source, stamps, ffmpeg=ffmpeg, max_side=max_side, headers=headers)
+            if any(frames):
+                return frames
         except MediaError:
             pass
-    frames: list[bytes] = []
+    found: list[bytes | None] = []
     failure: MediaError | None = None
     for at in stamps:
         try:
-            frames.append(extract_frame(source, at, ffmpeg=ffmpeg, max_side=max_side, headers=headers))
+            found.append(extract_frame(source, at, ffmpeg=ffmpeg, max_side=max_side, headers=headers))
         except MediaError as exc:
+            found.append(None)
             failure = exc
-    if not frames:
+    if not any(found):
         raise failure or MediaError("no frame could be read")
-    return frames
+    return found
 
 
 def _ffprobe_beside(ffmpeg: str) -> str:
@@ -241,25 +474,7 @@ def dense_plan(duration: float | None, interval: float, max_frames: int) -> tupl
 
 def keyframe_spacing(source: str, *, ffprobe: str, headers: Mapping[str, str] | None = None) -> float | None:
     """The widest gap between video keyframes in the first minute, from packet flags; None if unknown."""
-    command = [
-        ffprobe, "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+{KEYFRAME_WINDOW}",
-        "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0",
-    ]  # fmt: skip
-    if headers and source.startswith(("http://", "https://")):
-        command += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
-    try:
-        result = subprocess.run(command + [source], capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    keys = []
-    for line in result.stdout.decode(errors="replace").splitlines():
-        at, _, flags = line.partition(",")
-        if flags.startswith("K"):
-            try:
-                keys.append(float(at))
-            except ValueError:
-                continue
-    keys.sort()
+    keys = _packet_keyframes(source, f"%+{KEYFRAME_WINDOW}", ffprobe=ffprobe, headers=headers)
     gaps = [b - a for a, b in zip(keys, keys[1:], strict=False)]
     return max(gaps) if gaps else None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ai_tagger.errors import MediaError
 from ai_tagger.media.audio import AudioClip, extract_audio
-from ai_tagger.media.frames import extract_dense, extract_frames, timestamps
+from ai_tagger.media.frames import extract_dense, extract_spread
 from ai_tagger.media.images import prepare_image
 from ai_tagger.stash.models import Item
 
@@ -31,6 +31,8 @@ class MediaOptions:
     frame_interval: float = 0
     """Seconds between a scene's frames (dense sampling); 0 spreads ``frames_per_scene`` instead."""
     max_frames: int = 600
+    exact_frames: bool = False
+    """Spread frames at their exact times instead of the keyframe nearest each (``exactFrames``)."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,12 @@ def shots(item: Item, options: MediaOptions, fetch: Fetch) -> Shots:
                 headers=headers,
             )
             return Shots([frame for _, frame in timed], tuple(at for at, _ in timed))
-        count = options.frames_per_scene if item.kind == "scene" else 1
-        frames = extract_frames(
-            source, duration=file.duration, count=count, ffmpeg=options.ffmpeg, max_side=options.max_side,
-            headers=headers,
+        scene = item.kind == "scene"
+        timed = extract_spread(
+            source, duration=file.duration, count=options.frames_per_scene if scene else 1, ffmpeg=options.ffmpeg,
+            max_side=options.max_side, headers=headers, exact=options.exact_frames or not scene,
         )  # fmt: skip
-        stamps = timestamps(file.duration or 0, count) if file.duration else []
-        return Shots(frames, tuple(stamps) if len(stamps) == len(frames) > 1 else ())
+        return Shots([frame for _, frame in timed], tuple(at for at, _ in timed) if len(timed) > 1 else ())
     if local:
         with open(file.path, "rb") as handle:
             return Shots([prepare_image(handle, max_side=options.max_side)])

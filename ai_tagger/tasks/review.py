@@ -236,6 +236,7 @@ class Review:
             "url": f"/{PAGES[kind]}/{item_id}",
             "suggestions": suggestions,
             "applied": applied,
+            "frame_times": _frame_times(_suggestions(raw)),
         }
         if kind == "gallery":
             shown["images"] = self._sampled(item_id, item.image_count or 0)
@@ -436,3 +437,12 @@ class Review:
             "pending": len(left),
             "review_tag_removed": review_tag is not None and review_tag.id in remove,
         }
+
+
+def _frame_times(pending: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds into the video each evidence frame shows, by frame number (keyframes are not evenly spaced)."""
+    return {
+        str(frame): float(at)
+        for entry in pending
+        for frame, at in zip(entry.get("frames") or [], entry.get("times") or [], strict=False)
+    }

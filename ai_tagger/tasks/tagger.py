@@ -74,6 +74,7 @@ class Tagger:
             headers=client.auth_headers,
             frame_interval=settings.frame_interval,
             max_frames=settings.max_frames_per_scene,
+            exact_frames=settings.exact_frames,
         )
         self._media_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self.log = log

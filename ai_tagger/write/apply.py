@@ -109,7 +109,8 @@ class Applier:
         if spans:
             result.markers_created = self.markers.finish(item_id)
         result.details_written = decision.details is not None
-        self._journal(kind, item_id, answer.key if answer else None, _owned(writes, []), decision)
+        self._journal(kind, item_id, answer.key if answer else None, _owned(writes, []), decision,
+                      answer.times if answer else ())  # fmt: skip
         result.status = ItemStatus.TAGGED
         return result
 
@@ -167,7 +168,8 @@ class Applier:
         if entry.kind == "scene":
             self.markers.remove_stale(entry.id, sorted(applied))
             result.markers_created = self.markers.finish(entry.id)
-        self._journal(entry.kind, entry.id, entry.answer_key, _owned(writes, entry.applied), decision)
+        self._journal(entry.kind, entry.id, entry.answer_key, _owned(writes, entry.applied), decision,
+                      answer.times if answer else ())  # fmt: skip
         return result
 
     def failed(self, kind: str, item_id: str, label: str, error: ItemError, current: set[str]) -> ItemResult:
@@ -216,16 +218,25 @@ class Applier:
             journal.done(run_id, kind, item_id)
 
     def _journal(
-        self, kind: str, item_id: str, answer_key: str | None, applied: list[str], decision: ItemDecision
+        self,
+        kind: str,
+        item_id: str,
+        answer_key: str | None,
+        applied: list[str],
+        decision: ItemDecision,
+        times: tuple[float, ...] = (),
     ) -> None:
-        review = [suggestion(v) for v in decision.tags.review]
+        review = [suggestion(v, times) for v in decision.tags.review]
         review += [performer_suggestion(p) for p in decision.performers if p.outcome == REVIEW]
         self.cache.record(ItemRecord(kind, item_id, answer_key, str(ItemStatus.TAGGED), applied, review))
 
 
-def suggestion(verdict: Verdict) -> dict[str, object]:
-    """A review-tier verdict as the review page lists it (kept in the cache's ``items.review``)."""
+def suggestion(verdict: Verdict, times: tuple[float, ...] = ()) -> dict[str, object]:
+    """A review-tier verdict as the review page lists it (kept in the cache's ``items.review``), with the
+    time in seconds each of its frames shows when the answer kept them (keyframes are not evenly spaced)."""
     described = verdict.describe()
+    seconds = [times[f - 1] for f in verdict.frames if 0 < f <= len(times)]
+    seconds = seconds if len(seconds) == len(verdict.frames) else []
     return {
         "kind": str(SuggestionKind.TAG),
         "tag": verdict.label,
@@ -233,6 +244,7 @@ def suggestion(verdict: Verdict) -> dict[str, object]:
         "score": round(verdict.score, 3),
         "confidence": described["confidence"],
         "frames": described["frames"],
+        **({"times": seconds} if seconds else {}),
         "rule": verdict.rule,
     }
 
