@@ -193,7 +193,7 @@ class Settings(BaseModel):
         le=100,
         title="Review confidence (%)",
         description="Tags scoring between this and Minimum confidence are not applied; the item gets AI_Review "
-        "and the suggestions are kept. Empty = off.",
+        "and the suggestions are kept. Empty or 0 = off.",
     )
     min_frames: int = Field(
         1,
@@ -349,9 +349,10 @@ class Settings(BaseModel):
             raise ValueError("contains a line break or other control character: paste the value alone, on one line")
         return value
 
-    @field_validator("max_answer_tokens", mode="before")
+    @field_validator("max_answer_tokens", "review_confidence", mode="before")
     @classmethod
-    def _zero_is_auto(cls, value: Any) -> Any:
+    def _zero_is_unset(cls, value: Any) -> Any:
+        """0 means "not set": Stash's settings page shows an unset NUMBER as 0 and cannot clear one again."""
         return None if value in (0, "0") and not isinstance(value, bool) else value
 
     @field_validator("frame_layout", "image_detail", "provider", mode="before")

@@ -85,3 +85,9 @@ def test_unsafe_values_are_refused_without_echo(values, key):
     message = str(caught.value)
     assert "pw" not in message and "abcd" not in message and "X-Evil" not in message
     assert "errors.pydantic.dev" not in message
+
+
+@pytest.mark.parametrize("value", [0, 0.0, "0"])
+def test_review_confidence_zero_is_off_since_stashs_settings_page_cannot_clear_a_number(value):
+    settings = Settings.from_stash({"minConfidence": 60, "reviewConfidence": value})
+    assert settings.review_confidence is None and settings.review_threshold is None
