@@ -43,9 +43,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 MODE_HELP = {
-    "tag_untagged": "tag every scene and image that has no tags (the default)",
+    "tag_untagged": "tag every scene and image that has no tags, and galleries with tagGalleries (the default)",
     "tag_scenes": "tag untagged scenes only",
     "tag_images": "tag untagged images only",
+    "tag_galleries": "tag untagged galleries only, from up to imagesPerGallery of their images",
     "preview": "dry run: what the first previewItems untagged items would get, and the cost of all",
     "reapply": "re-decide tagged items from cached answers with today's settings (no model call)",
     "undo_last": "take back what the last tagging run added (--dry-run: only list it)",
