@@ -238,3 +238,63 @@ def test_review_queue_with_a_gallery_and_a_scene_lists_and_decides_both(stash, m
     assert stash.tags_of_scene(scene) == set()
     assert stash.tags_of_gallery(gallery) == {"Red"}, "a tag the user accepted is the user's decision"
     assert not details(stash, "scene", scene) and not details(stash, "gallery", gallery)
+
+
+@needs_espeak
+def test_markers_from_dense_sampling_with_speech_and_descriptions_then_undo_takes_all_back(stash, model, tmp_path):
+    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(model, **ALL_ON, frameInterval=2, markerTags="*",
+                                                          minConfidence=40))
+    scene = stash.add_scene(make_talking_video(tmp_path / "halves.mp4", ["red", "blue"], seconds_per_colour=10))
+    stash.reset_log()
+
+    run = run_plugin(stash, {"mode": "tag_untagged"})
+
+    output = ok(run)
+    assert {"Red", "Water"} <= stash.tags_of_scene(scene)
+    assert [m["tag"] for m in stash.markers_of_scene(scene)] == ["Red", "Water"]
+    assert len(model.transcriptions) == 1, "one transcript per scene, however many requests its frames need"
+    assert model.requests and all(SENTENCE in r["text"] for r in model.requests)
+    assert details(stash, "scene", scene)
+    assert len([op for op, _ in writes(stash) if op == "BulkSceneUpdate"]) == 1
+    [row] = output["items"]
+    assert row["speech"].startswith("The quick") and row["description"]
+
+    ok(run_plugin(stash, {"mode": "undo_last"}))
+    assert stash.tags_of_scene(scene) == set() and stash.markers_of_scene(scene) == []
+    assert not details(stash, "scene", scene)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_keyframe_or_exact_sampling_with_galleries_and_descriptions_tags_every_kind(stash, model, tmp_path, exact):
+    settings = {**ALL_ON, "transcribeAudio": False, "framesPerScene": 4, "minConfidence": 42}
+    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(model, **settings, exactFrames=exact))
+    video = media.make_video(tmp_path / "four.mp4", ["red", "green", "blue", "yellow"], seconds_per_colour=2.5)
+    scene = stash.add_scene(video)
+    folder = tmp_path / "set"
+    for index in range(5):
+        media.make_image(folder / f"{index:03d}.png", "blue", size=(48, 32))
+    gallery = stash.add_gallery(folder)
+
+    output = ok(run_plugin(stash, {"mode": "tag_galleries"}))
+    assert stash.tags_of_gallery(gallery) == {"Water", "AI_Tagged"} and details(stash, "gallery", gallery)
+    assert output["items"][0]["description"] and model.images_received == 3
+    output = ok(run_plugin(stash, {"mode": "tag_untagged"}))
+
+    assert "Red" in stash.tags_of_scene(scene) and details(stash, "scene", scene)
+    assert output["errored"] == 0
+    assert stash.tags_of_gallery(gallery) == {"Water", "AI_Tagged"}, "a tagged gallery is not tagged again"
+
+
+def test_the_create_hooks_still_queue_one_job_with_every_feature_on(stash, model):
+    from tests.test_hooks import assert_nothing_written, hook_args, our_jobs
+
+    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(model, **ALL_ON, exactFrames=True, frameInterval=2,
+                                                          markerTags="*"))
+    for hook_type in ("Scene.Create.Post", "Image.Create.Post", "Scene.Create.Post"):
+        run = run_plugin(stash, hook_args("1", hook_type))
+        assert run.returncode == 0 and run.error is None, run.stderr
+
+    [job] = our_jobs(stash)
+    assert job["task_name"] == "Tag untagged scenes and images" and job["args_map"] == {"mode": "tag_untagged"}
+    assert_nothing_written(stash, model)
+    assert model.transcriptions == []
