@@ -298,3 +298,22 @@ def test_the_create_hooks_still_queue_one_job_with_every_feature_on(stash, model
     assert job["task_name"] == "Tag untagged scenes and images" and job["args_map"] == {"mode": "tag_untagged"}
     assert_nothing_written(stash, model)
     assert model.transcriptions == []
+
+
+def test_a_description_model_describes_galleries_too_and_a_preview_pays_for_it_once(stash, model, tmp_path):
+    """Regression: with ``descriptionModel`` the describer asked only items with a file of their own, so
+    galleries (which have none) got no description while the vision model's own request gave them one."""
+    model.models = ["vision-test", ASR, "writer"]
+    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(model, **ALL_ON, descriptionModel="writer"))
+    library = Library(stash, tmp_path, talking=False)
+    ok(run_plugin(stash, {"mode": "preview"}))
+    asked = len(model.requests)
+
+    output = ok(run_plugin(stash, {"mode": "tag_untagged"}))
+
+    assert len(model.requests) == asked, "the preview's answers, descriptions included, were cached"
+    for kind, item_id in library.items():
+        assert details(stash, kind, item_id), (kind, item_id)
+    assert output["details_written"] == len(library.items())
+    writer = [r for r in model.requests if r.get("model") == "writer"]
+    assert len(writer) == len(library.items())

@@ -15,7 +15,9 @@ from typing import ClassVar
 
 from ai_tagger.analyze.answers import Answers
 from ai_tagger.analyze.base import AnalyzerContext, DescriptionFinding, Findings, TranscriptFinding, register_analyzer
+from ai_tagger.analyze.galleries import AnswerMembers
 from ai_tagger.analyze.gateway.base import TagAnswer, create_provider
+from ai_tagger.media.gallery import GalleryMedia
 from ai_tagger.media.source import ItemMedia
 from ai_tagger.stash.models import Item
 
@@ -40,12 +42,29 @@ class DescriptionAnalyzer:
 
     def _ask(self, item: Item, media: ItemMedia, found: Findings) -> DescriptionFinding | None:
         assert self.describer is not None
-        if item.file is None:
+        if isinstance(media, GalleryMedia):
+            answer = self._gallery(item, media)
+        elif item.file is None:
             return None
-        transcript = found.get(TranscriptFinding)
-        answer = self.describer.answer(item, media, transcript=transcript.text if transcript else "")
+        else:
+            transcript = found.get(TranscriptFinding)
+            answer = self.describer.answer(item, media, transcript=transcript.text if transcript else "")
         text = " ".join((answer.description or "").split())[:MAX_CHARS]
         return DescriptionFinding(text, usage=answer.usage, calls=answer.calls) if text else None
+
+    def _gallery(self, gallery: Item, media: GalleryMedia) -> TagAnswer:
+        """A gallery has no file: the describing model sees its sampled members, as the tag request does,
+        and the answer is cached under those members, so a preview followed by a run pays once."""
+        assert self.describer is not None
+        members = AnswerMembers(self.describer)
+        key = members.group_key(gallery, media.members, "describe")
+        cached = members.cached(key)
+        if cached is not None:
+            return cached
+        answer = members.ask(gallery, media.shots().pictures)
+        if key is not None:
+            members.store(key, f"gallery:{gallery.id}", answer)
+        return answer
 
 
 @register_analyzer("description", order=40)
