@@ -14,7 +14,7 @@ from ai_tagger.cache import Cache, JournalEntry
 from ai_tagger.decide.decision import Policy
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.errors import ItemError
+from ai_tagger.errors import AiTaggerError, ItemError
 from ai_tagger.gateway.base import Provider
 from ai_tagger.journal import Journal
 from ai_tagger.log import Log
@@ -86,6 +86,12 @@ class Tagger:
             answer = self.answers.answer(item)
         except ItemError as exc:
             return self.applier.failed(item.kind, item.id, item.label, exc, set(item.tag_ids))
+        except (ValueError, RecursionError, OverflowError, TypeError, LookupError) as exc:
+            if isinstance(exc, AiTaggerError):
+                raise
+            # An answer no reader foresaw costs this item, never the run.
+            failure = ItemError(f"the answer could not be read ({type(exc).__name__})")
+            return self.applier.failed(item.kind, item.id, item.label, failure, set(item.tag_ids))
         return self.applier.apply(item.kind, item.id, item.label, answer, set(item.tag_ids))
 
     def reapply(self, entry: JournalEntry) -> ItemResult:

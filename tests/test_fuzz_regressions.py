@@ -1,0 +1,99 @@
+"""What fuzzing found (issue 27), each reproducer as a named test: one bad answer costs its item only,
+bad paths and hosts get one clear error naming the field, secrets stay out of every message.
+
+The run-stopping answers go through the plugin as Stash runs it, against the bundled Stash and model
+servers: the item whose picture draws the bad answer is ``AI_Errored`` with a short reason, the
+others are tagged, and the run ends without an error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from ai_tagger.gateway.answer import MAX_ANSWER_CHARS, MalformedAnswer, read_answer
+from tests import media
+from tests.conftest import configure, run_plugin
+
+RUN_STOPPERS = {
+    "superscript_frame_digit": '{"tags": [{"name": "Red", "confidence": 0.9, "frames": ["\u00b2"]}]}',
+    "frame_string_of_5000_digits": '{"tags": [{"name": "Red", "confidence": 0.9, "frames": ["' + "1" * 5000 + '"]}]}',
+    "frame_number_of_5000_digits": '{"tags": [{"name": "Red", "confidence": 0.9, "frames": [' + "1" * 5000 + "]}]}",
+    "a_thousand_open_brackets": "[" * 1000,
+    "a_thousand_nested_objects": '{"a": ' * 1000,
+    "answer_over_the_size_cap": '{"tags": [' + ",".join(['{"name": "Red", "confidence": 0.9}'] * 10_000) + "]}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUN_STOPPERS))
+def test_an_answer_that_stopped_the_run_costs_only_its_item(stash, model, tmp_path, name):
+    red = stash.add_image(media.make_image(tmp_path / "red.jpg", "red"))
+    blue = stash.add_image(media.make_image(tmp_path / "blue.jpg", "blue"))
+    model.malformed_colour = "red"
+    model.malformed_content = RUN_STOPPERS[name]
+    configure(stash, model, concurrency=1)
+
+    run = run_plugin(stash, {"mode": "tag_images"})
+
+    assert run.error is None, run.stderr[-2000:]
+    assert "unexpectedly" not in run.stdout + run.stderr
+    assert stash.tags_of_image(blue) == {"Water", "AI_Tagged"}  # the palette names blue "Water"
+    if name in ("superscript_frame_digit", "frame_string_of_5000_digits", "frame_number_of_5000_digits"):
+        assert stash.tags_of_image(red) == {"Red", "AI_Tagged"}  # the odd frame is dropped, the tag kept
+        return
+    assert stash.tags_of_image(red) == {"AI_Errored"}
+    [errored] = [item for item in run.output["items"] if item["status"] == "errored"]
+    assert errored["id"] == str(red) and len(errored["error"]) < 300
+    assert run.output["errored"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<think>" * 10_000, "<think>" * 36_000, "{" * MAX_ANSWER_CHARS, "[" * MAX_ANSWER_CHARS,
+     "[" * (MAX_ANSWER_CHARS // 2) + "]" * (MAX_ANSWER_CHARS // 2), '{"tags":' * 32_000, "{}" * 128_000],
+    ids=["think_10k", "think_at_cap", "braces_at_cap", "brackets_at_cap", "balanced_at_cap", "tags_objects",
+         "empty_objects"],
+)  # fmt: skip
+def test_reading_a_hostile_answer_ends_with_a_reason_not_a_crash(text):
+    """Speed is the benchmark's business (benchmarks/answers.py); here: a clean MalformedAnswer."""
+    with pytest.raises(MalformedAnswer):
+        read_answer(text, frame_count=3)
+
+
+def test_an_answer_over_the_cap_is_refused_before_reading():
+    text = "<think>" * (1_000_000 // 7)
+
+    started = time.perf_counter()
+    with pytest.raises(MalformedAnswer, match="over the 256 KB"):
+        read_answer(text)
+    assert time.perf_counter() - started < 5  # not a timing target: 'never read' means no parse at all
+
+
+def test_json_after_a_stray_quote_in_prose_is_still_read_strictly():
+    reading = read_answer('It is 5" tall, so: {"tags": [{"name": "Tall", "confidence": 0.8}]}')
+
+    assert [c.name for c in reading.candidates] == ["Tall"] and not reading.repaired
+
+
+def test_strings_with_brackets_and_escapes_are_read_whole():
+    reading = read_answer('Answer: {"tags": [{"name": "a}b \\" ]{", "confidence": 0.8}]} done')
+
+    assert [c.name for c in reading.candidates] == ['a}b " ]{']
+
+
+def test_a_reasoning_block_per_tag_name_is_dropped_whatever_the_case():
+    text = '<THINK>{"tags": [{"name": "No", "confidence": 1}]}</think><reasoning>x</reasoning>{"tags": ["Yes"]}'
+
+    assert [c.name for c in read_answer(text).candidates] == ["Yes"]
+
+
+def test_answers_json_is_exactly_one_line_even_for_a_run_stopper(stash, model, tmp_path):
+    stash.add_image(media.make_image(tmp_path / "red.jpg", "red"))
+    model.malformed_colour = "red"
+    model.malformed_content = "[" * 1000
+
+    run = run_plugin(stash, {"mode": "tag_images"})
+
+    assert len(run.stdout.splitlines()) == 1 and set(json.loads(run.stdout)) == {"output", "error"}
