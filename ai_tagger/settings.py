@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 from ai_tagger.deps import data_dir  # noqa: F401 - kept importable from here; it lives in the stdlib-only module
 from ai_tagger.errors import SettingsError
 from ai_tagger.local.detector import MODELS
+from ai_tagger.paths import user_path
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
@@ -394,7 +395,7 @@ class Settings(BaseModel):
                     continue
                 shown = (
                     ""
-                    if key in UNECHOED or "input" not in error
+                    if _field_of(key) in UNECHOED or "input" not in error
                     else f" (got {json.dumps(error['input'], default=str)})"
                 )
                 problems.append(f"{key}: {message}{shown}")
@@ -403,8 +404,21 @@ class Settings(BaseModel):
             ) from None
 
 
-UNECHOED = frozenset({"apiKey", "gatewayUrl", "authScheme"})
-"""Settings whose value is never repeated in an error: it may hold (or leak) a secret."""
+UNECHOED = frozenset({"api_key", "gateway_url", "auth_scheme"})
+"""Fields whose value is never repeated in an error, whichever spelling (``apiKey``, ``api_key``)
+the value came under: it may hold (or leak) a secret."""
+
+
+def _field_of(key: str) -> str:
+    """The field a setting key names, by its camelCase alias or its snake_case name."""
+    if key in Settings.model_fields:
+        return key
+    return next((name for name, field in Settings.model_fields.items() if field.alias == key), key)
+
+
+def raw_values(raw: dict[str, Any], field: str) -> list[Any]:
+    """A field's raw values under every spelling the model accepts, to redact before validation."""
+    return [raw[key] for key in dict.fromkeys((field, Settings.model_fields[field].alias or field)) if key in raw]
 
 _PLAIN = {
     "bool_parsing": "must be true or false",
@@ -468,5 +482,8 @@ PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 def rules_path(rules_file: str, plugin_dir: str | None) -> Path:
     """A relative ``rulesFile`` is inside the plugin folder."""
-    path = Path(rules_file).expanduser()
-    return path if path.is_absolute() else Path(plugin_dir or PACKAGE_PARENT) / path
+    path = user_path(rules_file, "rulesFile", error=SettingsError)
+    if path.is_absolute():
+        return path
+    folder = user_path(plugin_dir, "server_connection.PluginDir", expand=False) if plugin_dir else PACKAGE_PARENT
+    return folder / path

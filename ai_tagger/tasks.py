@@ -27,7 +27,7 @@ from ai_tagger.pipeline import run
 from ai_tagger.report import RunSummary
 from ai_tagger.review import Review
 from ai_tagger.runlock import RunLock
-from ai_tagger.settings import Settings, plain_message, rules_path
+from ai_tagger.settings import Settings, plain_message, raw_values, rules_path
 from ai_tagger.stash import versions
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import PluginInput
@@ -83,7 +83,7 @@ def parse_dry_run(value: Any) -> bool:
 def data_folder(args: dict[str, Any], stash_dir: str | None) -> Path:
     """The plugin's data folder (cache, run lock), created if missing; the error names the path."""
     given = args.get("dataDir")
-    if given is not None and (not isinstance(given, str) or "\0" in given):
+    if given is not None and not isinstance(given, str):
         raise InputError("dataDir must be a folder path")
     folder = data_root(given, stash_dir)
     try:
@@ -99,8 +99,10 @@ def data_folder(args: dict[str, Any], stash_dir: str | None) -> Path:
 
 def register_secrets(raw_settings: dict[str, Any], log: Log) -> None:
     """Secrets in settings as typed, before validation: a rejected value must not be echoed either."""
-    log.add_secret(raw_settings.get("apiKey"))
-    log.add_url(raw_settings.get("gatewayUrl"))
+    for value in raw_values(raw_settings, "api_key"):
+        log.add_secret(value)
+    for value in raw_values(raw_settings, "gateway_url"):
+        log.add_url(value)
 
 
 def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> Result:

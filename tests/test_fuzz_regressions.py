@@ -97,3 +97,66 @@ def test_answers_json_is_exactly_one_line_even_for_a_run_stopper(stash, model, t
     run = run_plugin(stash, {"mode": "tag_images"})
 
     assert len(run.stdout.splitlines()) == 1 and set(json.loads(run.stdout)) == {"output", "error"}
+
+
+# --- bad hosts and paths: one clear error naming the field -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "named"),
+    [("Host", "a..b", "server_connection.Host"), ("Host", "a" * 64 + ".example", "server_connection.Host"),
+     ("Dir", "/tmp/a\x00b", "server_connection.Dir")],
+    ids=["empty_label", "64_character_label", "nul_in_dir"],
+)  # fmt: skip
+def test_a_bad_server_connection_is_one_error_naming_the_field(stash, where, value, named):
+    connection = {**stash.server_connection(), where: value}
+
+    run = run_plugin(stash, {"mode": "tag_images"}, connection=connection)
+
+    assert run.returncode == 1 and named in run.error
+    assert "unexpectedly" not in run.error and stash.mutation_count == 0
+
+
+@pytest.mark.parametrize("value", ["~nosuchuser/data", "/tmp/a\x00b"], ids=["unknown_user", "nul"])
+def test_a_bad_data_dir_is_one_error_naming_the_field(stash, value):
+    run = run_plugin(stash, {"mode": "tag_images", "dataDir": value})
+
+    assert run.returncode == 1 and run.error.startswith("dataDir: ")
+    assert "unexpectedly" not in run.error and stash.mutation_count == 0
+
+
+@pytest.mark.parametrize("value", ["~nosuchuser/rules.yml", "rules\x00.yml"], ids=["unknown_user", "nul"])
+def test_a_bad_rules_file_path_is_one_error_naming_the_setting(stash, model, tmp_path, value):
+    stash.add_image(media.make_image(tmp_path / "red.jpg", "red"))
+    configure(stash, model, rulesFile=value)
+
+    run = run_plugin(stash, {"mode": "tag_images"})
+
+    assert run.returncode == 1 and run.error.startswith("rulesFile: ")
+    assert stash.mutation_count == 0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"api_key": "sk-SECRET\x00SECRET"}, {"apiKey": "sk-SECRET\x00SECRET"},
+     {"gateway_url": "http://user:sk-SECRET@host:4000/v1"}, {"gatewayUrl": "http://user:sk-SECRET@host:4000/v1"}],
+    ids=["api_key", "apiKey", "gateway_url", "gatewayUrl"],
+)  # fmt: skip
+def test_a_settings_error_never_echoes_a_secret_whatever_the_spelling(settings):
+    from ai_tagger.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_stash(settings)
+
+    assert "SECRET" not in str(raised.value)
+    assert next(iter(settings)) in str(raised.value)
+
+
+def test_a_snake_case_secret_never_reaches_the_output_of_a_run(stash, model):
+    stash.set_plugin_settings("ai_tagger", {"api_key": "sk-SECRET\x00SECRET", "gateway_url": model.base_url,
+                                            "model": model.models[0]})  # fmt: skip
+
+    run = run_plugin(stash, {"mode": "tag_images"})
+
+    assert run.returncode == 1 and "api_key" in run.error
+    assert "SECRET" not in run.stdout + run.stderr

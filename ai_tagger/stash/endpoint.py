@@ -11,6 +11,36 @@ from collections.abc import Mapping
 from typing import Any
 
 LISTEN_ALL = ("0.0.0.0", "::", "")
+_NOT_IN_HOST = frozenset(" /?#@\\\t\r\n\0")
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` cannot be a host name or address (``a..b``, a 64-character label), or None.
+
+    The same check urllib3 makes when it connects (IDNA label lengths), made up front so the
+    error names the field instead of surfacing as a parse error from deep inside the client.
+    """
+    if host in LISTEN_ALL:
+        return None
+    if any(c in _NOT_IN_HOST for c in host):
+        return "is not a host name or address (it contains a space, '/', '?', '#', '@' or a control character)"
+    if ":" in host:
+        return None if _is_ipv6(host.strip("[]")) else "is not a valid IPv6 address"
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError:
+        return "is not a valid host name: each dot-separated part must have 1 to 63 characters"
+    return "is longer than 253 characters" if len(encoded) > 253 else None
+
+
+def _is_ipv6(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def base_url(connection: Mapping[str, Any]) -> str:
