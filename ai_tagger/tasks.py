@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from ai_tagger.cache import Cache, NewerCache
 from ai_tagger.decide.rules import Rules, load_rules
 from ai_tagger.deps import data_root
-from ai_tagger.errors import InputError, RunError
+from ai_tagger.errors import InputError, RunError, SettingsError
 from ai_tagger.gateway.base import create_provider
+from ai_tagger.gateway.http import NOT_A_GATEWAY
 from ai_tagger.journal import Journal
 from ai_tagger.log import Log
 from ai_tagger.modes import DEFAULT, MODES, TABLE
@@ -28,7 +29,7 @@ from ai_tagger.report import RunSummary
 from ai_tagger.review import Review
 from ai_tagger.runlock import RunLock
 from ai_tagger.settings import Settings, plain_message, raw_values, rules_path
-from ai_tagger.stash import versions
+from ai_tagger.stash import endpoint, versions
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import PluginInput
 from ai_tagger.stats import report
@@ -159,6 +160,8 @@ def _run_locked(
             log.add_secret(settings.api_key.get_secret_value())
         rules = load_rules(rules_path(settings.rules_file, connection.plugin_dir)) if settings.rules_file else Rules()
         provider = create_provider(settings) if TABLE[mode].calls_provider else None
+        if provider is not None and settings.gateway_url and endpoint.is_stash(settings.gateway_url, client.base_url):
+            raise SettingsError(f"'gatewayUrl' {settings.gateway_url} is Stash's own address. {NOT_A_GATEWAY}")
         # Opened even with disableCache (which only stops reusing answers): the provenance journal
         # lives in this file, and without it nothing a run adds could be undone.
         cache = Cache(folder / "cache.sqlite3")

@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ai_tagger.errors import SettingsError
 from ai_tagger.media import mp4
 from ai_tagger.media.errors import MediaError
 
@@ -60,6 +61,43 @@ def probe_duration(source: str, *, ffprobe: str, headers: Mapping[str, str] | No
         raise MediaError(f"cannot probe video: {exc.__class__.__name__}") from None
 
 
+_RUNS: set[str] = set()
+"""ffmpeg paths seen working in this process: asked once, not once per scene."""
+
+
+def _cannot_run(ffmpeg: str) -> str | None:
+    """Why ``ffmpeg -version`` fails, or None."""
+    if ffmpeg in _RUNS:
+        return None
+    try:
+        done = subprocess.run([ffmpeg, "-version"], capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+    except FileNotFoundError:
+        return "no such file"
+    except PermissionError:
+        return "not executable"
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        return type(exc).__name__
+    if done.returncode != 0:
+        return f"'ffmpeg -version' exited with status {done.returncode}"
+    _RUNS.add(ffmpeg)
+    return None
+
+
+def ffmpeg_missing(ffmpeg: str, why: str) -> SettingsError:
+    """A configuration error, not the item's: every scene would fail the same way."""
+    return SettingsError(
+        f"ffmpeg cannot run at {ffmpeg!r} ({why}): set FFmpeg's path in Stash (Settings > System > Application "
+        "Paths) or put ffmpeg on the PATH of the user Stash runs as. No scene was marked."
+    )
+
+
+def require_ffmpeg(ffmpeg: str) -> None:
+    """:class:`SettingsError` when ffmpeg cannot run: checked before a scene's first frame."""
+    why = _cannot_run(ffmpeg)
+    if why:
+        raise ffmpeg_missing(ffmpeg, why)
+
+
 def _scale(max_side: int) -> str:
     return f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease"
 
@@ -72,8 +110,8 @@ def _ffmpeg(command: list[str], what: str, timeout: float = FFMPEG_TIMEOUT) -> s
     """
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise MediaError(f"ffmpeg not found at {command[0]!r}: install ffmpeg or set its path in Stash") from None
+    except (FileNotFoundError, PermissionError) as exc:
+        raise ffmpeg_missing(command[0], type(exc).__name__) from None
     expired = threading.Event()
 
     def expire() -> None:
@@ -129,11 +167,11 @@ def extract_batch(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError) as exc:
         for read_end, write_end in pipes:
             os.close(read_end)
             os.close(write_end)
-        raise MediaError(f"ffmpeg not found at {ffmpeg!r}: install ffmpeg or set its path in Stash") from None
+        raise ffmpeg_missing(ffmpeg, type(exc).__name__) from None
     for _, write_end in pipes:
         os.close(write_end)
     try:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ai_tagger.media.errors import MediaError
-from ai_tagger.media.frames import extract_dense, extract_frames, timestamps
+from ai_tagger.media.frames import extract_dense, extract_frames, require_ffmpeg, timestamps
 from ai_tagger.media.images import prepare_image
 from ai_tagger.stash.models import Item
 
@@ -48,6 +48,8 @@ def shots(item: Item, options: MediaOptions, fetch: Fetch) -> Shots:
     file = item.file
     if file is None:
         raise MediaError(f"{item.kind} has no file")
+    if file.is_video:
+        require_ffmpeg(options.ffmpeg)  # before anything about this file: a missing ffmpeg is the run's error
     in_zip = file.zip_file is not None
     local = not in_zip and _readable(file.path)
     if not local and not item.media_url:

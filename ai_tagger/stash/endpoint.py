@@ -33,6 +33,33 @@ def host_problem(host: str) -> str | None:
     return "is longer than 253 characters" if len(encoded) > 253 else None
 
 
+_THIS_MACHINE = ("localhost", "127.0.0.1", "::1", *LISTEN_ALL)
+
+
+def is_stash(url: str, stash_base: str) -> bool:
+    """``url`` is served by the Stash at ``stash_base``: same scheme, machine and port, under its path.
+
+    Stash serves its whole origin (UI, GraphQL, media), so an AI gateway URL there is Stash itself."""
+    from urllib.parse import urlsplit
+
+    try:
+        theirs, ours = urlsplit(url), urlsplit(stash_base)
+        ports = (theirs.port or (443 if theirs.scheme == "https" else 80), ours.port)
+    except ValueError:
+        return False
+
+    def machine(host: str | None) -> str:
+        host = (host or "").lower()
+        return "localhost" if host in _THIS_MACHINE else host
+
+    return (
+        theirs.scheme == ours.scheme
+        and machine(theirs.hostname) == machine(ours.hostname)
+        and ports[0] == ports[1]
+        and theirs.path.rstrip("/").startswith(ours.path.rstrip("/"))
+    )
+
+
 def _is_ipv6(text: str) -> bool:
     import ipaddress
 
