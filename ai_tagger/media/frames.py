@@ -20,6 +20,7 @@ import json
 import math
 import os
 import selectors
+import shutil
 import subprocess
 import threading
 import time
@@ -61,26 +62,13 @@ def probe_duration(source: str, *, ffprobe: str, headers: Mapping[str, str] | No
         raise MediaError(f"cannot probe video: {exc.__class__.__name__}") from None
 
 
-_RUNS: set[str] = set()
-"""ffmpeg paths seen working in this process: asked once, not once per scene."""
-
-
 def _cannot_run(ffmpeg: str) -> str | None:
-    """Why ``ffmpeg -version`` fails, or None."""
-    if ffmpeg in _RUNS:
+    """Why ffmpeg cannot be started, or None. Not run: a scene's frames stay one ffmpeg process."""
+    if shutil.which(ffmpeg):
         return None
-    try:
-        done = subprocess.run([ffmpeg, "-version"], capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
-    except FileNotFoundError:
-        return "no such file"
-    except PermissionError:
-        return "not executable"
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        return type(exc).__name__
-    if done.returncode != 0:
-        return f"'ffmpeg -version' exited with status {done.returncode}"
-    _RUNS.add(ffmpeg)
-    return None
+    if os.sep not in ffmpeg:
+        return "not on PATH"
+    return "not executable" if os.path.exists(ffmpeg) else "no such file"
 
 
 def ffmpeg_missing(ffmpeg: str, why: str) -> SettingsError:
@@ -92,7 +80,7 @@ def ffmpeg_missing(ffmpeg: str, why: str) -> SettingsError:
 
 
 def require_ffmpeg(ffmpeg: str) -> None:
-    """:class:`SettingsError` when ffmpeg cannot run: checked before a scene's first frame."""
+    """:class:`SettingsError` when ffmpeg cannot be started: checked before each scene's first frame (a stat)."""
     why = _cannot_run(ffmpeg)
     if why:
         raise ffmpeg_missing(ffmpeg, why)
@@ -110,8 +98,8 @@ def _ffmpeg(command: list[str], what: str, timeout: float = FFMPEG_TIMEOUT) -> s
     """
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except (FileNotFoundError, PermissionError) as exc:
-        raise ffmpeg_missing(command[0], type(exc).__name__) from None
+    except OSError as exc:  # not found, not executable, not a program
+        raise ffmpeg_missing(command[0], exc.strerror or type(exc).__name__) from None
     expired = threading.Event()
 
     def expire() -> None:
@@ -167,11 +155,11 @@ def extract_batch(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-    except (FileNotFoundError, PermissionError) as exc:
+    except OSError as exc:  # not found, not executable, not a program
         for read_end, write_end in pipes:
             os.close(read_end)
             os.close(write_end)
-        raise ffmpeg_missing(ffmpeg, type(exc).__name__) from None
+        raise ffmpeg_missing(ffmpeg, exc.strerror or type(exc).__name__) from None
     for _, write_end in pipes:
         os.close(write_end)
     try:
