@@ -386,6 +386,8 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values or {})
         except ValidationError as exc:
+            # A key pasted into the wrong field is still a key: never echo it there either.
+            secrets = [str(v).strip() for f in UNECHOED for v in raw_values(values or {}, f) if str(v).strip()]
             problems = []
             for error in exc.errors(include_url=False):
                 key = ".".join(str(p) for p in error["loc"])
@@ -393,11 +395,9 @@ class Settings(BaseModel):
                 if not key:
                     problems.append(message)
                     continue
-                shown = (
-                    ""
-                    if _field_of(key) in UNECHOED or "input" not in error
-                    else f" (got {json.dumps(error['input'], default=str)})"
-                )
+                got = json.dumps(error.get("input"), default=str)
+                hidden = _field_of(key) in UNECHOED or "input" not in error or any(s in got for s in secrets)
+                shown = "" if hidden else f" (got {got})"
                 problems.append(f"{key}: {message}{shown}")
             raise SettingsError(
                 "Invalid AI Tagger settings (fix them in Settings > Plugins > AI Tagger):\n" + "\n".join(problems)
