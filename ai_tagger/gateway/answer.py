@@ -168,7 +168,11 @@ def _regions(piece: str) -> list[tuple[int, int]]:
     One pass with a stack. Quotes count only inside brackets and a string ends at a line break
     (JSON strings hold none), so a stray quote in prose cannot hide the JSON after it.
     """
-    stack: list[list[Any]] = []  # [opening char, start, deepest nesting below it]
+    # The open brackets: their characters, starts and the deepest nesting below each (flat lists of
+    # strings and ints, which the garbage collector never walks).
+    chars: list[str] = []
+    starts: list[int] = []
+    depths: list[int] = []
     found: list[tuple[int, int]] = []
     in_string = False
     escaped_until = 0  # a backslash in a string escapes the character after it
@@ -183,15 +187,18 @@ def _regions(piece: str) -> list[tuple[int, int]]:
                 in_string = False
             continue
         if char == '"':
-            in_string = bool(stack)
+            in_string = bool(chars)
         elif char in "[{":
-            stack.append([char, match.start(), 0])
-        elif char in "]}" and stack and stack[-1][0] == _PAIRS[char]:
-            _, start, depth = stack.pop()
+            chars.append(char)
+            starts.append(match.start())
+            depths.append(0)
+        elif char in "]}" and chars and chars[-1] == _PAIRS[char]:
+            chars.pop()
+            start, depth = starts.pop(), depths.pop()
             if depth < MAX_NESTING:
                 found.append((start, match.end()))
-            if stack:
-                stack[-1][2] = max(stack[-1][2], depth + 1)
+            if depths:
+                depths[-1] = max(depths[-1], depth + 1)
     found.sort()
     return found
 
