@@ -22,7 +22,8 @@ def _fill(unit: str) -> Callable[[int], str]:
 
 def _tags(size: int) -> str:
     """A valid tag list just under ``size`` characters."""
-    entries = ",".join('{"name": "tag %06d", "confidence": 0.9, "frames": [1]}' % i for i in range(size // 60))
+    entry = '{{"name": "tag {:06d}", "confidence": 0.9, "frames": [1]}}'
+    entries = ",".join(entry.format(i) for i in range(size // 60))
     return '{"tags": [' + entries + "]}"
 
 
