@@ -388,6 +388,7 @@ class Settings(BaseModel):
         except ValidationError as exc:
             # A key pasted into the wrong field is still a key: never echo it there either.
             secrets = [str(v).strip() for f in UNECHOED for v in raw_values(values or {}, f) if str(v).strip()]
+            secrets += [json.dumps(s)[1:-1] for s in secrets]  # as an echo would write it
             problems = []
             for error in exc.errors(include_url=False):
                 key = ".".join(str(p) for p in error["loc"])

@@ -160,3 +160,31 @@ def test_a_snake_case_secret_never_reaches_the_output_of_a_run(stash, model):
 
     assert run.returncode == 1 and "api_key" in run.error
     assert "SECRET" not in run.stdout + run.stderr
+
+
+# --- found by the property tests at a larger example count ---------------------------------------
+
+
+def test_an_answer_followed_by_an_unclosed_reasoning_tag_is_still_read():
+    reading = read_answer('{"tags": [{"name": "Aa", "confidence": 0.5}]}\n<think>')
+
+    assert [c.name for c in reading.candidates] == ["Aa"]
+
+
+def test_the_reason_for_a_malformed_answer_stays_short_whatever_it_quotes():
+    text = "00000000[{" + "0" * 65 + ":A\x1f\x1f\x1f\x1f\x1f\x1b]" + "\U00018d09" * 200
+
+    with pytest.raises(MalformedAnswer) as raised:
+        read_answer(text)
+
+    assert len(str(raised.value)) < 400
+
+
+@pytest.mark.parametrize("key", ["sk-SECRET\x00x", "sk-SECRET\u00e9", "sk-SECRET"])
+def test_a_key_pasted_into_another_field_too_is_not_echoed_by_that_field(key):
+    from ai_tagger.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_stash({"apiKey": key, "concurrency": key})
+
+    assert "SECRET" not in str(raised.value) and "concurrency: must be a whole number" in str(raised.value)

@@ -40,6 +40,7 @@ _REASONING_TAGS = "think|thinking|reasoning"
 _REASONING_TAG = re.compile(rf"<(/?)({_REASONING_TAGS})>", re.IGNORECASE)
 _BRACKETS = re.compile(r'[\[\]{}"\\\n]')
 _PAIRS = {"]": "[", "}": "{"}
+_OPENING = re.compile(r"[\[{]")
 _TAGS_OBJECT = re.compile(r"""\{\s*["']?tags["']?\s*:""", re.IGNORECASE)
 _JSONISH = re.compile(r"""\{\s*["']?[\w-]+["']?\s*:|\[\s*[{"']""")
 
@@ -133,16 +134,26 @@ def strip_reasoning(text: str) -> tuple[str, bool]:
     for index in remaining:
         if tags[index][2]:
             cut = tags[index][1]
-    opened = next((tags[i][1] for i in remaining if not tags[i][2] and tags[i][0] >= cut), None)
-    begin = cut if opened is None else opened
+    opening = next((tags[i] for i in remaining if not tags[i][2] and tags[i][0] >= cut), None)
+    if opening is None:
+        return _without(text, blocks, cut, len(text)), False
+    after = _without(text, blocks, opening[1], len(text))
+    before = _without(text, blocks, cut, opening[0])
+    if not _OPENING.search(after) and _OPENING.search(before):
+        return before, False  # the answer came first, then a reasoning tag that never closed
+    return after, True
+
+
+def _without(text: str, blocks: list[tuple[int, int]], begin: int, end: int) -> str:
+    """``text[begin:end]`` with each reasoning block in it replaced by a space."""
     pieces = []
-    for start, end in blocks:
-        if end <= begin:
+    for start, stop in blocks:
+        if stop <= begin or start >= end:
             continue
         pieces.append(text[begin : max(begin, start)] + " ")
-        begin = max(begin, end)
-    pieces.append(text[begin:])
-    return "".join(pieces), opened is not None
+        begin = max(begin, stop)
+    pieces.append(text[begin:end])
+    return "".join(pieces)
 
 
 def _bounded_int(digits: str) -> int | float:
@@ -402,7 +413,9 @@ def _read(text: str | None, frame_count: int) -> Reading:
                 notes.insert(0, "answer was not strict JSON; read it leniently")
             return Reading(candidates, notes, zero_based, lenient)
     reason = f"no usable tag: {dropped[0]}" if dropped else "no tag list found"
-    raise MalformedAnswer(f"the model's answer is not the expected JSON ({reason}): {answer.strip()[:120]!r}")
+    shown = repr(answer.strip()[:120])
+    shown = shown if len(shown) <= 150 else shown[:147] + "..."  # escapes may make a repr ten times longer
+    raise MalformedAnswer(f"the model's answer is not the expected JSON ({reason}): {shown}")
 
 
 def parse_answer(text: str | None, *, frame_count: int = 0) -> list[Candidate]:
