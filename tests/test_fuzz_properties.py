@@ -175,7 +175,7 @@ def test_any_stdin_gets_exactly_one_json_answer_and_no_secret(text, tmp_path_fac
     payload: Any
     try:
         payload = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("server_connection"), dict):
         payload["server_connection"].update({"Port": 9, "Host": payload["server_connection"].get("Host", "a..b")})
