@@ -86,7 +86,7 @@ class Tagger:
             answer = self.answers.answer(item)
         except ItemError as exc:
             return self.applier.failed(item.kind, item.id, item.label, exc, set(item.tag_ids))
-        except (ValueError, RecursionError, OverflowError, TypeError, LookupError) as exc:
+        except (ValueError, RecursionError, OverflowError, TypeError, LookupError, AttributeError) as exc:
             if isinstance(exc, AiTaggerError):
                 raise
             # An answer no reader foresaw costs this item, never the run.

@@ -188,3 +188,36 @@ def test_a_key_pasted_into_another_field_too_is_not_echoed_by_that_field(key):
         Settings.from_stash({"apiKey": key, "concurrency": key})
 
     assert "SECRET" not in str(raised.value) and "concurrency: must be a whole number" in str(raised.value)
+
+
+# --- a gateway whose completion is not shaped as expected: that item only ------------------------
+
+GOOD = '{"tags": [{"name": "Dog", "confidence": 0.9}]}'
+ODD_COMPLETIONS = {
+    "usage_is_a_list": ({"choices": [{"message": {"content": GOOD}}], "usage": [1, 2]}, True),
+    "usage_counts_are_words": ({"choices": [{"message": {"content": GOOD}}],
+                                "usage": {"prompt_tokens": "many", "completion_tokens": -1}}, True),  # fmt: skip
+    "choices_is_a_dict": ({"choices": {"0": {}}}, False),
+    "message_is_a_string": ({"choices": [{"message": GOOD}]}, False),
+    "choice_is_a_list": ({"choices": [[GOOD]]}, False),
+    "content_parts_of_junk": ({"choices": [{"message": {"content": [1, None, {"text": 5}]}}]}, False),
+    "nested_too_deeply": (None, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_COMPLETIONS))
+def test_an_odd_completion_is_read_or_fails_its_item_only(name):
+    import responses
+
+    from ai_tagger.errors import ItemError
+    from tests.test_gateway_answers import BASE, REQUEST, provider
+
+    body, usable = ODD_COMPLETIONS[name]
+    with responses.RequestsMock() as mocked:
+        text = json.dumps(body) if body is not None else "[" * 100_000
+        mocked.post(f"{BASE}/chat/completions", body=text, content_type="application/json")
+        if usable:
+            assert [c.name for c in provider().describe(REQUEST).candidates] == ["Dog"]
+        else:
+            with pytest.raises(ItemError):
+                provider().describe(REQUEST)
