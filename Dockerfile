@@ -22,7 +22,7 @@ COPY ai_tagger/ ai_tagger/
 # and run one picture through it, so a missing library fails the build, not the first request.
 RUN python -m compileall -q ai_tagger && python -c "\
 import cv2, numpy; \
-from ai_tagger.local.detector import Detector; \
+from ai_tagger.analyze.local.detector import Detector; \
 Detector.load().detect([cv2.imencode('.png', numpy.zeros((64, 64, 3), numpy.uint8))[1].tobytes()]); \
 print('nudenet-320n loaded')"
 

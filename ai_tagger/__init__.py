@@ -1,12 +1,14 @@
 """AI Tagger: tags Stash scenes and images through an AI gateway.
 
-The package is laid out as the pipeline it runs:
-``stash`` (GraphQL I/O) -> ``media`` (frames, images) -> ``gateway`` (providers)
--> ``decide`` (vocabulary, rules, thresholds) -> ``pipeline`` (wiring), with
-``entry`` as the process entry point Stash starts.
+The folders are the flow one item takes:
+``stash`` (GraphQL I/O: the source of items) -> ``media`` (frames, images) -> ``analyze``
+(analyzers; the gateway and its providers) -> ``decide`` (vocabulary, rules, thresholds: one pure
+decision) -> ``write`` (one mutation per item) -> ``store`` (cache, journal). ``tasks`` holds the
+modes that drive it (tag, undo, report, review, install) and ``ui`` the review page; ``entry`` is
+the process entry point Stash starts, ``serve`` the local model's sidecar server.
 """
 
-from ai_tagger.modes import MODES
+from ai_tagger.tasks.modes import MODES
 
 __version__ = "0.1.0"
 PLUGIN_ID = "ai_tagger"

@@ -231,7 +231,7 @@ def _main(stdin: TextIO, stdout: TextIO, log: Log, argv: Sequence[str] | None) -
         needed = f'run "{deps.TASK_NAME}" (--mode install_deps) first'
         raise UsageError(f"--set needs the plugin's packages: {needed}") from None
     if args.get("mode") == "install_deps":
-        from ai_tagger.install import install_deps
+        from ai_tagger.tasks.install import install_deps
 
         return _result(stdout, log, *install_deps(raw_input, overrides, log))
     absent = deps.missing()
@@ -240,7 +240,7 @@ def _main(stdin: TextIO, stdout: TextIO, log: Log, argv: Sequence[str] | None) -
     if stale:
         log.warning(f'{stale}; using the packages found elsewhere: run "{deps.TASK_NAME}" again')
     try:
-        from ai_tagger.tasks import run_task
+        from ai_tagger.tasks.run import run_task
 
         output, error = run_task(raw_input, overrides, log)
     except ImportError as exc:

@@ -23,11 +23,11 @@ Hierarchy::
             └── MalformedAnswer     the model's text holds no valid answer
 
 A run that stops early for a reason that is not a failure (the token budget is spent) is not
-an exception: it is the run summary's ``stopped`` state (:mod:`ai_tagger.report`).
+an exception: it is the run summary's ``stopped`` state (:mod:`ai_tagger.tasks.summary`).
 
 Each class is re-exported from the module that raised it before this tree existed
-(``ai_tagger.settings.SettingsError``, ``ai_tagger.gateway.base.GatewayFatal``,
-``ai_tagger.entry.UsageError``, ``ai_tagger.runlock.RunBusy``...), so those
+(``ai_tagger.settings.SettingsError``, ``ai_tagger.analyze.gateway.base.GatewayFatal``,
+``ai_tagger.entry.UsageError``, ``ai_tagger.store.runlock.RunBusy``...), so those
 imports keep working. ``SettingsError``, ``RulesError``, ``UsageError``, ``InputError`` and
 ``MalformedAnswer`` stay ``ValueError`` too (``RunBusy`` a ``RuntimeError``), as they always were.
 

@@ -44,7 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from ai_tagger import __version__
-from ai_tagger.local.detector import (
+from ai_tagger.analyze.local.detector import (
     MODELS,
     Detector,
     DetectorUnavailable,

@@ -2,7 +2,7 @@
 
 Each shape that used to take quadratic time (``<think>`` repeated: 22.5 s at 210 KB, over 30 s at
 1 MB; ``{`` repeated: over 30 s at 1 MB) and a few more is read at a quarter, half and all of
-:data:`~ai_tagger.gateway.answer.MAX_ANSWER_CHARS`; reading time must grow linearly (ratio of the
+:data:`~ai_tagger.analyze.gateway.answer.MAX_ANSWER_CHARS`; reading time must grow linearly (ratio of the
 full size to half of it ≈ 2, target ≤ 3). A 1 MB answer is over the cap and refused unread.
 Targets: the slowest shape at the cap ≤ 3 s; the 1 MB answer ≤ 10 ms. In-process, best of 3.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ai_tagger.gateway.answer import MAX_ANSWER_CHARS, MalformedAnswer, read_answer
+from ai_tagger.analyze.gateway.answer import MAX_ANSWER_CHARS, MalformedAnswer, read_answer
 from benchmarks.harness import Context, Result
 
 

@@ -64,7 +64,7 @@ def _videos(folder: Path) -> list[Path]:
 
 def _detector_rate(frames: list[bytes], repeats: int) -> tuple[float, float]:
     """(pictures/s, seconds to import and load the model) of one scene's frames as one batch, after a warm-up."""
-    from ai_tagger.local.detector import Detector
+    from ai_tagger.analyze.local.detector import Detector
 
     started = time.perf_counter()
     detector = Detector.load()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
+from ai_tagger.analyze.gateway.split import chunks, merge
 from ai_tagger.decide.markers import MarkerChoice, spans
 from ai_tagger.decide.rules import parse_rules
 from ai_tagger.errors import MediaError, RulesError
-from ai_tagger.gateway.base import Candidate, TagAnswer, Usage
-from ai_tagger.gateway.split import chunks, merge
 from ai_tagger.media import mp4
 from ai_tagger.media.frames import dense_plan, extract_dense, keyframe_spacing, split_jpegs
 from tests import media

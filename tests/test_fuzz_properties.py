@@ -17,9 +17,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ai_tagger.analyze.gateway.answer import MalformedAnswer, read_answer
 from ai_tagger.decide.rules import RulesError, parse_rules
 from ai_tagger.entry import main
-from ai_tagger.gateway.answer import MalformedAnswer, read_answer
 from ai_tagger.settings import Settings, SettingsError, manifest_settings
 
 EXAMPLES = int(os.environ.get("AI_TAGGER_FUZZ_EXAMPLES", "0"))

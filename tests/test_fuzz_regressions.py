@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from ai_tagger.gateway.answer import MAX_ANSWER_CHARS, MalformedAnswer, read_answer
+from ai_tagger.analyze.gateway.answer import MAX_ANSWER_CHARS, MalformedAnswer, read_answer
 from tests import media
 from tests.conftest import configure, run_plugin
 

@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import pytest
 
+from ai_tagger.analyze.gateway.base import Candidate, GatewayConfig, TagAnswer, TagRequest, Usage, register
 from ai_tagger.entry import main
 from ai_tagger.errors import GatewayError, GatewayFatal
-from ai_tagger.gateway.base import Candidate, GatewayConfig, TagAnswer, TagRequest, Usage, register
 from tests import media
 from tests.conftest import PLUGIN_ID
 from tests.servers.stash_server import FakeStash

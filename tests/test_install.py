@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ai_tagger import deps, install, package
+from ai_tagger import deps, package
 from ai_tagger.log import Log
+from ai_tagger.tasks import install
 from tests.conftest import PluginRun, run_plugin
 from tests.interpreters import bare_python, fresh_venv, index_unreachable
 

@@ -16,14 +16,14 @@ import pytest
 import responses
 from PIL import Image
 
-from ai_tagger.cache import Cache
+from ai_tagger.analyze.gateway.base import Candidate, TagRequest, Usage
+from ai_tagger.analyze.local import detector
+from ai_tagger.analyze.local.detector import FLOOR, Label, aggregate, tag_name
 from ai_tagger.decide.decision import CREATE, NOT_ALLOWED, Policy, decide
 from ai_tagger.decide.rules import Rules, load_rules
-from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.gateway.base import Candidate, TagRequest, Usage
-from ai_tagger.local import detector
-from ai_tagger.local.detector import FLOOR, Label, aggregate, tag_name
 from ai_tagger.settings import LOCAL_MODELS, Settings, SettingsError
+from ai_tagger.stash.vocabulary import Vocabulary
+from ai_tagger.store.cache import Cache
 from tests import imports, media
 from tests.conftest import PLUGIN_ID, REPO, configure, run_plugin
 from tests.servers.stash_server import FakeStash
@@ -177,7 +177,8 @@ def test_unknown_local_model_is_a_settings_error():
 def test_detector_module_and_gateway_providers_import_no_heavy_package(tmp_path, monkeypatch):
     """Choosing a provider imports every provider module: the local one must stay light."""
     out = imports.record(monkeypatch, tmp_path / "modules.txt")
-    code = "from ai_tagger.gateway.base import provider_names; import ai_tagger.local.detector; provider_names()"
+    code = ("from ai_tagger.analyze.gateway.base import provider_names; import ai_tagger.analyze.local.detector; "
+            "provider_names()")
 
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
@@ -305,7 +306,7 @@ def test_bad_input_tags_or_marks_only_that_item(local_stash, tmp_path):
 @responses.activate
 def test_labels_contract_carries_the_opt_in_mark():
     """A sidecar serving this detector over ``labels`` keeps covered classes opt-in."""
-    from ai_tagger.gateway.providers.labels import LabelsProvider
+    from ai_tagger.analyze.providers.labels import LabelsProvider
 
     body = {"labels": [{"name": "Covered Feet", "score": 0.8, "frames": [1], "opt_in": True},
                        {"name": "Bare Feet", "score": 0.7}]}  # fmt: skip

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from ai_tagger import MODES, PLUGIN_ID
-from ai_tagger.modes import OPERATIONS
 from ai_tagger.settings import Settings, manifest_entries
+from ai_tagger.tasks.modes import OPERATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "ai_tagger.yml"

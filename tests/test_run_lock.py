@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_tagger.settings import data_dir
+from ai_tagger.deps import data_dir
 from tests import media
 from tests.conftest import REPO, configure, run_plugin
 
@@ -61,7 +61,8 @@ def test_a_killed_runs_lock_is_taken_over(stash, model, tmp_path):
     folder = data_dir(stash.server_connection()["Dir"])
     folder.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from ai_tagger.runlock import RunLock; "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from ai_tagger.store.runlock import RunLock; "
          "RunLock(Path(sys.argv[1]), 'preview').acquire(); print('held', flush=True); time.sleep(120)", str(folder)],
         stdout=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
@@ -80,7 +81,7 @@ def test_a_killed_runs_lock_is_taken_over(stash, model, tmp_path):
 def test_hooks_do_not_take_the_lock(stash, model, tmp_path):
     folder = data_dir(stash.server_connection()["Dir"])
     folder.mkdir(parents=True, exist_ok=True)
-    from ai_tagger.runlock import RunLock
+    from ai_tagger.store.runlock import RunLock
 
     with RunLock(folder, "tag_untagged"):
         done = run_plugin(stash, {"hookContext": {"id": "1", "type": "Scene.Create.Post", "input": None}})

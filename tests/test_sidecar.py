@@ -20,7 +20,7 @@ import requests
 import yaml
 
 from ai_tagger import package
-from ai_tagger.local.detector import Detector, aggregate
+from ai_tagger.analyze.local.detector import Detector, aggregate
 from ai_tagger.serve import MAX_BODY, MAX_IMAGES, Gate
 from tests import imports, media
 from tests.conftest import PLUGIN_ID, REPO, run_plugin

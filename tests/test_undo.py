@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from ai_tagger.cache import SCHEMA_VERSION
-from ai_tagger.settings import data_dir
+from ai_tagger.deps import data_dir
+from ai_tagger.store.cache import SCHEMA_VERSION
 from tests import media
 from tests.conftest import configure, run_plugin
 from tests.test_kill_safety import start_plugin, wait_until

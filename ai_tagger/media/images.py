@@ -8,8 +8,8 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ai_tagger.errors import MediaError
 from ai_tagger.media import pixels
-from ai_tagger.media.errors import MediaError
 
 Image.MAX_IMAGE_PIXELS = pixels.MAX_PIXELS
 # Pillow warns (on stderr, the log protocol's stream) between one and two times its limit; the size is

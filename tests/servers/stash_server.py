@@ -151,12 +151,13 @@ class FakeStash:
         self.scenes: dict[int, Record] = {}
         self.images: dict[int, Record] = {}
         self.markers: list[Record] = []
+        self.performers: dict[int, Record] = {}
         self.jobs: list[Record] = []
         self.plugin_settings: dict[str, dict[str, Any]] = {}
         self.plugin_python = sys.executable  # the Python runPluginOperation starts the plugin with
         self.ffmpeg_path = ""
         self.ffprobe_path = ""
-        self._next_id = {"tag": 1, "scene": 1, "image": 1, "file": 1, "job": 1, "marker": 1}
+        self._next_id = {"tag": 1, "scene": 1, "image": 1, "file": 1, "job": 1, "marker": 1, "performer": 1}
         self._scene_tag_counts: Counter[int] = Counter()
         self._image_tag_counts: Counter[int] = Counter()
         self.operations: list[tuple[str | None, dict[str, Any]]] = []
@@ -272,7 +273,7 @@ class FakeStash:
             file = self._file_record(path, st.st_size if st else 0, _rfc3339(st.st_mtime) if st else _now(),
                                      fingerprints)
             self.scenes[sid] = {"id": sid, "title": title, "details": None, "organized": False, "tags": tags,
-                                "file": {**file, **meta}, "media": path}
+                                "performers": set(), "file": {**file, **meta}, "media": path}
             self._scene_tag_counts.update(tags)
             return str(sid)
 
@@ -292,7 +293,8 @@ class FakeStash:
                 file = self._file_record(path, size, mod_time, None, salt=f"#{sid}")
                 title = None if title_prefix is None else f"{title_prefix}{sid}"
                 self.scenes[sid] = {"id": sid, "title": title, "details": None, "organized": False,
-                                    "tags": set(tags), "file": {**file, **meta}, "media": path}
+                                    "tags": set(tags), "performers": set(), "file": {**file, **meta},
+                                    "media": path}
                 ids.append(str(sid))
             for t in tags:
                 self._scene_tag_counts[t] += n
@@ -329,7 +331,7 @@ class FakeStash:
                 zst = os.stat(zip_path)
                 file["zip_file"] = self._file_record(zip_path, zst.st_size, _rfc3339(zst.st_mtime), None)
             self.images[iid] = {"id": iid, "title": title, "details": None, "organized": False, "tags": tags,
-                                "file": file, "media": path, "zip": zip_path}
+                                "performers": set(), "file": file, "media": path, "zip": zip_path}
             self._image_tag_counts.update(tags)
             return str(iid)
 
@@ -506,6 +508,7 @@ class FakeStash:
             "paths": {"stream": f"{base}/stream", "screenshot": f"{base}/screenshot", "preview": f"{base}/preview",
                       "webp": f"{base}/webp", "vtt": f"{base}_thumbs.vtt", "sprite": f"{base}_sprite.jpg"},
             "scene_markers": lambda info: [self._marker_view(m) for m in self.markers if m["scene_id"] == sid],
+            "performers": lambda info: self._performer_views(scene),
         }
 
     def _image_view(self, image: Record) -> Record:
@@ -516,7 +519,11 @@ class FakeStash:
             "tags": lambda info: [self._tag_view(self.tags[t]) for t in sorted(image["tags"])],
             "visual_files": [self._file_view(image["file"], "ImageFile")],
             "paths": {"image": f"{base}/image", "thumbnail": f"{base}/thumbnail", "preview": None},
+            "performers": lambda info: self._performer_views(image),
         }
+
+    def _performer_views(self, rec: Record) -> list[Record]:
+        return [{"id": str(p), "name": self.performers[p]["name"]} for p in sorted(rec.get("performers", ()))]
 
     def _file_view(self, file: Record, typename: str) -> Record:
         view = {**file, "__typename": typename, "id": str(file["id"]),
@@ -761,11 +768,18 @@ class FakeStash:
         records = self._records(kind, data.get("ids") or [])
         spec = data.get("tag_ids")
         ids = self._check_tag_ids(spec.get("ids")) if spec else set()
+        people = data.get("performer_ids")
+        performer_ids = self._check_performer_ids(people.get("ids")) if people else set()
         for rec in records:
             new = None
             if spec:
                 mode = spec["mode"]
                 new = ids if mode == "SET" else rec["tags"] | ids if mode == "ADD" else rec["tags"] - ids
+            if people:
+                mode, had = people["mode"], rec.setdefault("performers", set())
+                rec["performers"] = (
+                    performer_ids if mode == "SET" else had | performer_ids if mode == "ADD" else had - performer_ids
+                )
             self._apply(kind, rec, data, set(new) if new is not None else None)
         return [self._table(kind)[2](r) for r in records]
 
@@ -774,6 +788,36 @@ class FakeStash:
         tags = self._check_tag_ids(data["tag_ids"]) if data.get("tag_ids") is not None else None
         self._apply(kind, rec, data, tags)
         return self._table(kind)[2](rec)
+
+    # ---- performers (just what the plugin's writes need: an id and a name) ----------------
+
+    def add_performer(self, name: str) -> str:
+        with self.lock:
+            pid = self._new_id("performer")
+            self.performers[pid] = {"id": pid, "name": name}
+            return str(pid)
+
+    def performers_of(self, kind: str, item_id: str | int) -> set[str]:
+        with self.lock:
+            rec = self._table(kind)[0][self._int_id(item_id)]
+            return {self.performers[p]["name"] for p in rec.get("performers", ())}
+
+    def set_item_performers(self, kind: str, item_id: str | int, names: Iterable[str]) -> None:
+        """As the user would in Stash's UI: the item's performers become exactly these."""
+        with self.lock:
+            by_name = {p["name"]: pid for pid, p in self.performers.items()}
+            self._table(kind)[0][self._int_id(item_id)]["performers"] = {by_name[n] for n in names}
+
+    def set_item_details(self, kind: str, item_id: str | int, details: str | None) -> None:
+        with self.lock:
+            self._table(kind)[0][self._int_id(item_id)]["details"] = details
+
+    def _check_performer_ids(self, ids: Iterable[Any] | None) -> set[int]:
+        out = {self._int_id(i) for i in ids or ()}
+        missing = out - set(self.performers)
+        if missing:
+            raise GraphQLError(f"performer with id {min(missing)} not found")
+        return out
 
     def add_marker(self, scene_id: str | int, tag_id: str | int, seconds: float, end_seconds: float | None = None,
                    title: str = "") -> str:
