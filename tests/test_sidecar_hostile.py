@@ -159,7 +159,7 @@ def test_loopback_means_this_machine_only(host, expected):
 
 
 def test_pictures_over_the_limit_are_refused_by_every_decoder(tmp_path):
-    from ai_tagger.media.errors import MediaError
+    from ai_tagger.errors import MediaError
     from ai_tagger.media.images import prepare_image
 
     with pytest.raises(MediaError, match="256000000 pixels|16000x16000 pixels"):
