@@ -176,10 +176,6 @@ class Deadlines:
             self._late.discard(sock)
             return late
 
-    def late(self, sock: socket.socket) -> bool:
-        with self._lock:
-            return sock in self._late
-
     def _reap(self) -> None:
         while True:
             time.sleep(0.1)

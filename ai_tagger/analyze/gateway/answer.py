@@ -319,9 +319,14 @@ def _frames(value: Any) -> tuple[int, ...]:
     for item in value:
         if isinstance(item, int) and not isinstance(item, bool):
             frames.append(item)
-        elif isinstance(item, str) and item.strip().isascii() and item.strip().isdigit():
-            frames.append(int(item.strip()[:MAX_INT_DIGITS]))
+        elif isinstance(item, str) and _digits(item.strip()):
+            frames.append(int(item))
     return tuple(frames)
+
+
+def _digits(text: str) -> bool:
+    """Plain ASCII digits of a usable length (``str.isdigit`` also accepts ``²``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= MAX_INT_DIGITS
 
 
 def _candidate(raw: Any) -> Candidate | str:
