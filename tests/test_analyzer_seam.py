@@ -130,6 +130,25 @@ def test_a_rejected_performer_suggestion_leaves_the_queue_and_is_never_applied(s
     assert listed["items"] == []
 
 
+def test_a_performer_a_run_applied_is_listed_and_rejecting_it_removes_it_for_good(stash, tmp_path):
+    alice = stash.add_performer("Alice")
+    FakeFaces.matches = [PerformerMatch(alice, "Alice", 0.9)]
+    [red] = images(stash, tmp_path, "red")
+    run(stash, tmp_path / "data")
+
+    listed, _, _ = run(stash, tmp_path / "data", mode="review_list", kind="image", id=red)
+    [item] = listed["items"]
+    assert [(a.get("kind"), a.get("performer")) for a in item["applied"] if a.get("kind")] == [("performer", "Alice")]
+
+    alice_out = [{"kind": "performer", "id": alice}]
+    decided, error, _ = run(stash, tmp_path / "data", mode="review_decide", kind="image", id=red, reject=alice_out)
+
+    assert error is None and decided["performers_rejected"] == ["Alice"]
+    assert stash.performers_of("image", red) == set()
+    run(stash, tmp_path / "data", mode="reapply")
+    assert stash.performers_of("image", red) == set(), "a rejected performer is never added again"
+
+
 def test_undo_takes_back_only_the_performers_the_plugin_added(stash, tmp_path):
     alice, carol = stash.add_performer("Alice"), stash.add_performer("Carol")
     stash.add_performer("Dave")
@@ -184,3 +203,23 @@ def test_the_item_decision_is_pure_and_takes_the_users_rejections_as_input():
 def test_no_analyzer_finding_means_no_performer_or_details_in_the_decision(tmp_path: Path):
     decision = decide_item(Findings(TagAnswer([], frame_count=1)), _inputs())
     assert decision.performers == [] and decision.details is None and decision.description is None
+
+
+def test_an_items_media_is_read_once_and_shared_by_every_analyzer(stash, tmp_path, monkeypatch):
+    import ai_tagger.media.source as source
+
+    calls: list[str] = []
+    real = source.shots
+
+    def counted(item: Item, *args: Any, **kwargs: Any) -> Any:
+        calls.append(item.id)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(source, "shots", counted)
+    red, blue = images(stash, tmp_path, "red", "blue")
+
+    output, error, _ = run(stash, tmp_path / "data")
+
+    assert error is None and output["tagged"] == 2
+    assert sorted(calls) == sorted([red, blue]), "the tag and face analyzers shared one extraction per item"
+    assert sorted(FakeFaces.seen) == sorted([red, blue])

@@ -21,7 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from ai_tagger.errors import RunError, SettingsError, StashError
+from ai_tagger.errors import RunError, SettingsError, Stage, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
 from ai_tagger.stash.vocabulary import Vocabulary
@@ -159,7 +159,7 @@ def drive(work: Work, summary: RunSummary, *, settings: Settings, log: Log) -> N
                     summary.stop(str(exc), failed=True)
                     break
                 summary.add(result)
-                failures_in_a_row = failures_in_a_row + 1 if result.failed_stage == "gateway" else 0
+                failures_in_a_row = failures_in_a_row + 1 if result.failed_stage == Stage.GATEWAY else 0
                 if failures_in_a_row >= BREAKER:
                     reason = f"stopped after {BREAKER} gateway failures in a row; last: {result.error}"
                     summary.stop(reason, failed=True)

@@ -219,7 +219,7 @@ class Applier:
     ) -> None:
         review = [suggestion(v) for v in decision.tags.review]
         review += [performer_suggestion(p) for p in decision.performers if p.outcome == REVIEW]
-        self.cache.record(ItemRecord(kind, item_id, answer_key, "tagged", applied, review))
+        self.cache.record(ItemRecord(kind, item_id, answer_key, str(ItemStatus.TAGGED), applied, review))
 
 
 def suggestion(verdict: Verdict) -> dict[str, object]:
