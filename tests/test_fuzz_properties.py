@@ -80,7 +80,7 @@ def test_any_answer_is_read_into_valid_candidates_or_refused_as_malformed(text, 
     try:
         reading = read_answer(text, frame_count=frame_count)
     except MalformedAnswer as exc:
-        assert str(exc) and len(str(exc)) < 400
+        assert str(exc) and len(str(exc)) < 500  # a short reason, whatever the answer quotes
         return
     for candidate in reading.candidates:
         assert candidate.name.strip() and (candidate.confidence is None or 0 <= candidate.confidence <= 1)

@@ -430,7 +430,7 @@ def _read(text: str | None, frame_count: int) -> Reading:
             if lenient:
                 notes.insert(0, "answer was not strict JSON; read it leniently")
             return Reading(candidates, notes, zero_based, lenient, _description(value))
-    reason = f"no usable tag: {dropped[0]}" if dropped else "no tag list found"
+    reason = f"no usable tag: {dropped[0][:200]}" if dropped else "no tag list found"
     shown = repr(answer.strip()[:120])
     shown = shown if len(shown) <= 150 else shown[:147] + "..."  # escapes may make a repr ten times longer
     raise MalformedAnswer(f"the model's answer is not the expected JSON ({reason}): {shown}")
