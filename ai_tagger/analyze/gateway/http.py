@@ -184,17 +184,19 @@ def check_models(http: RetryingSession, base_url: str, model: str, probe: str = 
         if failure.status == 404:
             _probe(http, base_url, model, probe)
             return
-        shape = _not_openai(failure.body) if failure.body.strip() else None
+        # Only where a gateway would answer JSON: a proxy's 5xx page means a gateway that is down.
+        shape = _not_openai(failure.body) if failure.status in (401, 403, 405) and failure.body.strip() else None
         if shape:
+            guarded = " (if a proxy guards the gateway, check 'apiKey' and 'authScheme' too)"
             raise GatewayFatal(
                 f"the server at {base_url} is not an OpenAI-compatible gateway: it answered HTTP "
-                f"{failure.status} with {shape}. {NOT_A_GATEWAY}"
+                f"{failure.status} with {shape}{guarded if failure.status != 405 else ''}. {NOT_A_GATEWAY}"
             ) from None
         error = failure_error(failure, base_url, model)
         if not isinstance(error, GatewayFatal):
             error = GatewayFatal(f"preflight failed: {error}. Check 'gatewayUrl', 'apiKey' and 'model'.")
         raise error from None
-    shape = _not_openai(response.text)
+    shape = _not_openai(response.text) if response.text.strip() else None
     if shape:
         raise GatewayFatal(
             f"the server at {base_url} is not an OpenAI-compatible gateway: GET /models answered {shape}. "
