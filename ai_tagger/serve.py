@@ -301,12 +301,13 @@ class Handler(BaseHTTPRequestHandler):
             status, answer, headers = refused.status, {"error": {"message": str(refused)}}, refused.headers
         except Exception as exc:  # noqa: BLE001 - one bad request must never take the server down
             status, answer, headers = 500, {"error": {"message": f"the model failed: {type(exc).__name__}"}}, {}
+        # Logged before the answer goes out: a client that has its answer finds the line written
+        # (a server stopped right after the answer would otherwise lose it).
+        self._log(status, started)
         try:
             self._send(status, answer, headers)
         except OSError:
             self.close_connection = True
-        finally:
-            self._log(status, started)
 
     def _get(self, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         if path == "/health":
