@@ -70,19 +70,15 @@ def _cannot_run(ffmpeg: str) -> str | None:
     return "not executable" if os.path.exists(ffmpeg) else "no such file"
 
 
-def ffmpeg_missing(ffmpeg: str, why: str) -> SettingsError:
-    """A configuration error, not the item's: every scene would fail the same way."""
-    return SettingsError(
-        f"ffmpeg cannot run at {ffmpeg!r} ({why}): set FFmpeg's path in Stash (Settings > System > Application "
-        "Paths) or put ffmpeg on the PATH of the user Stash runs as. No scene was marked."
-    )
-
-
 def require_ffmpeg(ffmpeg: str) -> None:
-    """:class:`SettingsError` when ffmpeg cannot be started: checked before each scene's first frame (a stat)."""
+    """:class:`SettingsError` when ffmpeg cannot be started, checked before each scene's first frame (a
+    stat): a configuration error, not the item's, since every scene would fail the same way."""
     why = _cannot_run(ffmpeg)
     if why:
-        raise ffmpeg_missing(ffmpeg, why)
+        raise SettingsError(
+            f"ffmpeg cannot run at {ffmpeg!r} ({why}): install ffmpeg or set its path in Stash (Settings > "
+            "System > Application Paths), or put it on the PATH of the user Stash runs as. No scene was marked."
+        )
 
 
 def _scale(max_side: int) -> str:
@@ -97,8 +93,8 @@ def _ffmpeg(command: list[str], what: str, timeout: float = FFMPEG_TIMEOUT) -> s
     """
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError as exc:  # not found, not executable, not a program
-        raise ffmpeg_missing(command[0], exc.strerror or type(exc).__name__) from None
+    except OSError:  # not found, not executable, not a program (a run checks first: require_ffmpeg)
+        raise MediaError(f"ffmpeg not found at {command[0]!r}: install ffmpeg or set its path in Stash") from None
     expired = threading.Event()
 
     def expire() -> None:
@@ -154,11 +150,11 @@ def extract_batch(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-    except OSError as exc:  # not found, not executable, not a program
+    except OSError:  # not found, not executable, not a program (a run checks first: require_ffmpeg)
         for read_end, write_end in pipes:
             os.close(read_end)
             os.close(write_end)
-        raise ffmpeg_missing(ffmpeg, exc.strerror or type(exc).__name__) from None
+        raise MediaError(f"ffmpeg not found at {ffmpeg!r}: install ffmpeg or set its path in Stash") from None
     for _, write_end in pipes:
         os.close(write_end)
     try:
