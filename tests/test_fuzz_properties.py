@@ -179,8 +179,10 @@ def test_any_stdin_gets_exactly_one_json_answer_and_no_secret(text, tmp_path_fac
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("server_connection"), dict):
         payload["server_connection"].update({"Port": 9, "Host": payload["server_connection"].get("Host", "a..b")})
-        if not isinstance(payload["server_connection"].get("Dir"), str):
-            payload["server_connection"]["Dir"] = str(tmp_path_factory.getbasetemp() / "stash")
+        connection = payload["server_connection"]
+        stash_dir = connection.get("Dir")
+        if not isinstance(stash_dir, str) or "\x00" not in stash_dir:  # a usable Dir is created: keep it in tmp
+            connection["Dir"] = str(tmp_path_factory.getbasetemp() / "stash" / str(stash_dir).replace("/", "_"))
         if isinstance(payload.get("args"), dict) and "dataDir" in payload["args"]:
             payload["args"]["dataDir"] = _confined(payload["args"]["dataDir"], tmp_path_factory)
         text = json.dumps(payload)
