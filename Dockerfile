@@ -33,5 +33,6 @@ EXPOSE 8765
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8765/health', timeout=4)"]
 # The key comes from AI_TAGGER_SERVE_KEY (never put it on the command line: `ps` shows arguments).
+# Without a key the server refuses to listen on 0.0.0.0 (it would serve anyone who reaches it).
 # --workers defaults to the CPUs the container may use.
 CMD ["python", "-m", "ai_tagger.serve", "--host", "0.0.0.0", "--port", "8765"]

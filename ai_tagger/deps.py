@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_tagger import PLUGIN_ID
+from ai_tagger.paths import user_path
 
 PLUGIN_FOLDER = Path(__file__).resolve().parent.parent
 REQUIREMENTS = PLUGIN_FOLDER / "requirements.txt"
@@ -33,7 +34,7 @@ def data_dir(stash_dir: str | None) -> Path:
     """The plugin's data folder: under Stash's config folder, which survives plugin updates, else
     (command line without Stash's stdin) the user's cache folder."""
     if stash_dir:
-        return Path(stash_dir) / "plugin_data" / PLUGIN_ID
+        return user_path(stash_dir, "server_connection.Dir", expand=False) / "plugin_data" / PLUGIN_ID
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / PLUGIN_ID
 
 
@@ -42,7 +43,7 @@ def data_root(given: object, stash_dir: str | None) -> Path:
 
     One reading for the deps folder and the task's cache and run lock, so they never drift apart."""
     if isinstance(given, str) and given.strip():
-        return Path(given).expanduser()
+        return user_path(given, "dataDir")
     return data_dir(stash_dir)
 
 

@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 from ai_tagger import MODES, deps, hooks
-from ai_tagger.errors import UsageError
+from ai_tagger.errors import RunError, UsageError
 from ai_tagger.log import Log
 
 MAX_INPUT = 8_000_000
@@ -223,7 +223,7 @@ def main(stdin: TextIO, stdout: TextIO, stderr: TextIO, argv: Sequence[str] | No
     log = Log(stderr, plain=bool(argv))
     try:
         return _main(stdin, stdout, log, argv)
-    except UsageError as exc:
+    except RunError as exc:  # a usage error, or a path the deps folder is found under
         log.error(str(exc))
         return _result(stdout, log, None, str(exc))
     except Exception as exc:  # noqa: BLE001 - last resort: Stash must always get one JSON result

@@ -8,9 +8,14 @@ Why the standard library's ``ThreadingHTTPServer`` and no new dependency: the wo
 is one CPU-bound inference, so the server's job is admission, not I/O scale. A fixed number of
 requests are admitted (``--workers`` inferring, as many again waiting); anything beyond gets
 503 with ``Retry-After`` at once (the plugin waits and retries), and connections beyond
-:data:`MAX_CONNECTIONS` are refused the same way before a thread is started. Bodies are read
-only once admitted (a refused one is drained, never held), so memory stays bounded by the
-admitted requests; the load test (4 clients x 50 requests, ``--workers 2``) shows it holding.
+:data:`MAX_CONNECTIONS` are refused the same way before a thread is started. A request is
+admitted only once its body has arrived, so a client that sends slowly (or not at all) holds no
+admission slot: headers and body must arrive within ``--request-timeout`` seconds (plus a second
+per MB) or the request gets 408. Bodies being read are bounded by :data:`MAX_READING` bytes in all,
+so memory stays bounded; the load test (4 clients x 50 requests, ``--workers 2``) shows it holding.
+Every picture's declared size is read before decoding and refused above the shared pixel limit
+(413). Without an API key the server refuses to listen anywhere but loopback (``--allow-no-key``
+overrides), and a key is accepted only as ``Authorization: <scheme> <key>`` or the bare key.
 
 Imports only the standard library and the detector module: no requests, pydantic or yaml, so
 it starts fast and runs where only ``requirements-local.txt`` is installed.
@@ -23,16 +28,20 @@ import base64
 import binascii
 import heapq
 import hmac
+import io
+import ipaddress
 import json
 import math
 import os
+import re
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from ai_tagger import __version__
 from ai_tagger.analyze.local.detector import (
@@ -40,6 +49,7 @@ from ai_tagger.analyze.local.detector import (
     Detector,
     DetectorUnavailable,
     PictureError,
+    PictureTooLarge,
     aggregate,
     available_cores,
     cpu_threads,
@@ -53,7 +63,14 @@ MAX_CONNECTIONS = 256
 MAX_DRAIN = 8 * MAX_BODY
 """A refused body up to this size is read and discarded so the client sees the answer, not a reset."""
 IDLE_TIMEOUT = 60.0
-"""Seconds a connection may sit idle (or trickle a body) before it is closed."""
+"""Seconds a kept-alive connection may sit idle between requests before it is closed."""
+REQUEST_TIMEOUT = 10.0
+"""Seconds (``--request-timeout``) a request's headers and body may take to arrive, plus a second per
+:data:`BODY_RATE` bytes of body; a slower request gets 408."""
+BODY_RATE = 1_000_000
+MAX_READING = 4 * MAX_BODY
+"""Bytes of request bodies being read at once, all connections together (128 MB)."""
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*")
 MAX_RETRY_AFTER = 30
 MAX_DUE = 10_000
 """Refused requests remembered for spreading Retry-After (a bound, not a limit on clients)."""
@@ -121,12 +138,78 @@ class Gate:
 
 
 def authorized(header: str | None, key: str | None) -> bool:
-    """``Authorization: <scheme> <key>`` (any scheme word, as the plugin's authScheme) or the raw key."""
+    """``Authorization: <scheme> <key>`` (one scheme word, as the plugin's authScheme) or the bare key.
+
+    Nothing else: a value that merely ends with the key ("whatever words <key>") is refused."""
     if not key:
         return True
-    value = (header or "").strip()
-    candidate = value.rsplit(" ", 1)[-1] if " " in value else value
+    parts = (header or "").split()
+    if len(parts) == 2 and _SCHEME.fullmatch(parts[0]):
+        candidate = parts[1]
+    elif len(parts) == 1:
+        candidate = parts[0]
+    else:
+        return False
     return hmac.compare_digest(candidate.encode("utf-8", "replace"), key.encode("utf-8", "replace"))
+
+
+class Deadlines:
+    """Requests that must have arrived by a time: a reaper thread shuts the reading side of a late
+    connection, so its blocked read ends at once (the per-read socket timeout alone lets a client
+    that trickles a byte now and then hold a request open for ever)."""
+
+    def __init__(self) -> None:
+        self._due: dict[socket.socket, float] = {}
+        self._late: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._reap, name="deadlines", daemon=True).start()
+
+    def arm(self, sock: socket.socket, at: float) -> None:
+        with self._lock:
+            self._due[sock] = at
+
+    def disarm(self, sock: socket.socket) -> bool:
+        """Stop watching ``sock``; whether its deadline had passed (its reading side is shut)."""
+        with self._lock:
+            self._due.pop(sock, None)
+            late = sock in self._late
+            self._late.discard(sock)
+            return late
+
+    def _reap(self) -> None:
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            with self._lock:
+                late = [sock for sock, at in self._due.items() if at <= now]
+                for sock in late:
+                    del self._due[sock]
+                    self._late.add(sock)
+            for sock in late:
+                try:
+                    sock.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+
+
+class Budget:
+    """Bytes of bodies being read at once; a request that does not fit is told to retry."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, size: int) -> bool:
+        with self._lock:
+            if self._used + size > self.limit:
+                return False
+            self._used += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self._used -= size
 
 
 def decode_images(body: bytes) -> list[bytes]:
@@ -162,6 +245,8 @@ def labels(detector: Detector, pictures: Sequence[bytes]) -> dict[str, Any]:
     """The ``labels`` answer: exactly what ``provider: local`` makes of the same pictures."""
     try:
         per_frame = detector.detect(pictures)
+    except PictureTooLarge as exc:
+        raise Refused(413, f"{exc}: send pictures the size the plugin sends (maxImageSide)") from None
     except PictureError as exc:
         raise Refused(422, f"{exc}: every image must be a JPEG or PNG that decodes") from None
     found = aggregate(per_frame)
@@ -182,6 +267,24 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         """Silenced: :meth:`_log` writes the one line per request, without headers or bodies."""
 
+    def handle_one_request(self) -> None:
+        """Wait up to the idle timeout for a request to start; from its first byte, it must arrive in time."""
+        try:
+            if not cast(io.BufferedReader, self.rfile).peek(1):
+                self.close_connection = True
+                return
+        except OSError:
+            self.close_connection = True
+            return
+        self._started = time.monotonic()
+        deadlines = self.server.deadlines
+        deadlines.arm(self.connection, self._started + self.server.request_timeout)
+        try:
+            super().handle_one_request()
+        finally:
+            if deadlines.disarm(self.connection):
+                self.close_connection = True
+
     def do_GET(self) -> None:  # noqa: N802 - the base class's naming
         self._handle(self._get)
 
@@ -198,12 +301,13 @@ class Handler(BaseHTTPRequestHandler):
             status, answer, headers = refused.status, {"error": {"message": str(refused)}}, refused.headers
         except Exception as exc:  # noqa: BLE001 - one bad request must never take the server down
             status, answer, headers = 500, {"error": {"message": f"the model failed: {type(exc).__name__}"}}, {}
+        # Logged before the answer goes out: a client that has its answer finds the line written
+        # (a server stopped right after the answer would otherwise lose it).
+        self._log(status, started)
         try:
             self._send(status, answer, headers)
         except OSError:
             self.close_connection = True
-        finally:
-            self._log(status, started)
 
     def _get(self, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         if path == "/health":
@@ -220,19 +324,25 @@ class Handler(BaseHTTPRequestHandler):
             raise Refused(404, f"no such endpoint: POST {path[:100]}; the labels contract is POST /labels")
         self._check_key()
         length = self._length()
-        gate = self.server.gate
-        if not gate.enter():
+        budget, gate = self.server.budget, self.server.gate
+        if not budget.reserve(length):
             self._discard_body(length)
-            raise Refused(
-                503, "the server is busy; retry after the given seconds", {"Retry-After": str(gate.retry_after())}
-            )
-        started = time.perf_counter()
+            raise Refused(503, "the server is busy reading other requests; retry after 1 second", {"Retry-After": "1"})
         try:
-            pictures = decode_images(self._read(length))
-            self._images = len(pictures)
-            return 200, labels(self.server.detector, pictures), {}
+            body = self._read(length)
+            if not gate.enter():
+                raise Refused(
+                    503, "the server is busy; retry after the given seconds", {"Retry-After": str(gate.retry_after())}
+                )
+            started = time.perf_counter()
+            try:
+                pictures = decode_images(body)
+                self._images = len(pictures)
+                return 200, labels(self.server.detector, pictures), {}
+            finally:
+                gate.leave(time.perf_counter() - started)
         finally:
-            gate.leave(time.perf_counter() - started)
+            budget.release(length)
 
     def _check_key(self) -> None:
         if not authorized(self.headers.get("Authorization"), self.server.api_key):
@@ -260,7 +370,16 @@ class Handler(BaseHTTPRequestHandler):
         return length
 
     def _read(self, length: int) -> bytes:
-        body = self.rfile.read(length)
+        """The whole body, in time (``--request-timeout`` plus a second per MB), or 408."""
+        deadlines = self.server.deadlines
+        deadlines.arm(self.connection, self._started + self.server.request_timeout + length / BODY_RATE)
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            body = b""
+        if deadlines.disarm(self.connection):
+            self.close_connection = True
+            raise Refused(408, f"the request did not arrive within {self.server.request_timeout:g} s (plus 1 s per MB)")
         if len(body) < length:
             self.close_connection = True
             raise Refused(400, f"the body ended after {len(body)} of {length} bytes")
@@ -312,9 +431,19 @@ class SidecarServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], detector: Detector, workers: int, api_key: str | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        detector: Detector,
+        workers: int,
+        api_key: str | None,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         self.detector = detector
         self.gate = Gate(workers)
+        self.budget = Budget(MAX_READING)
+        self.deadlines = Deadlines()
+        self.request_timeout = request_timeout
         self.api_key = api_key
         self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._log_lock = threading.Lock()
@@ -363,7 +492,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers", type=int, default=available_cores(), help="inferences at once (default: the CPU count)"
     )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=REQUEST_TIMEOUT,
+        help=f"seconds a request's headers and body may take to arrive, plus 1 s per MB (default {REQUEST_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--allow-no-key",
+        action="store_true",
+        help="serve without an API key on an address other than loopback (anyone who reaches it may use it)",
+    )
     return parser
+
+
+def loopback(host: str) -> bool:
+    """``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -377,14 +527,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error("--workers must be at least 1")
     if not 0 <= args.port <= 65535:
         _parser().error("--port must be 0 to 65535")
+    if not 0 < args.request_timeout <= 3600:
+        _parser().error("--request-timeout must be more than 0 and at most 3600 seconds")
     key = args.api_key or os.environ.get(KEY_ENV) or None
+    if not key and not loopback(args.host) and not args.allow_no_key:
+        print(
+            f"ai_tagger.serve: refusing to listen on {args.host} without an API key: anyone who can reach it "
+            f"could use the model. Set {KEY_ENV} (Docker: docker run -e {KEY_ENV}=...), listen on 127.0.0.1, "
+            "or pass --allow-no-key to serve without one anyway",
+            file=sys.stderr,
+        )
+        return 2
     try:
         detector = Detector.load(threads=max(1, cpu_threads() // args.workers), parallel=args.workers)
     except DetectorUnavailable as exc:
         print(f"ai_tagger.serve: {exc}", file=sys.stderr)
         return 2
     try:
-        server = SidecarServer((args.host, args.port), detector, args.workers, key)
+        server = SidecarServer((args.host, args.port), detector, args.workers, key, args.request_timeout)
     except OSError as exc:
         print(f"ai_tagger.serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 from ai_tagger.analyze.local.detector import MODELS
 from ai_tagger.configured import LOCAL_PROVIDER, missing_settings
 from ai_tagger.errors import SettingsError
+from ai_tagger.paths import user_path
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
@@ -472,6 +473,9 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values or {})
         except ValidationError as exc:
+            # A key pasted into the wrong field is still a key: never echo it there either.
+            secrets = [str(v).strip() for f in UNECHOED for v in raw_values(values or {}, f) if str(v).strip()]
+            secrets += [json.dumps(s)[1:-1] for s in secrets]  # as an echo would write it
             problems = []
             for error in exc.errors(include_url=False):
                 key = ".".join(str(p) for p in error["loc"])
@@ -479,19 +483,30 @@ class Settings(BaseModel):
                 if not key:
                     problems.append(message)
                     continue
-                shown = (
-                    ""
-                    if key in UNECHOED or "input" not in error
-                    else f" (got {json.dumps(error['input'], default=str)})"
-                )
+                got = json.dumps(error.get("input"), default=str)
+                hidden = _field_of(key) in UNECHOED or "input" not in error or any(s in got for s in secrets)
+                shown = "" if hidden else f" (got {got})"
                 problems.append(f"{key}: {message}{shown}")
             raise SettingsError(
                 "Invalid AI Tagger settings (fix them in Settings > Plugins > AI Tagger):\n" + "\n".join(problems)
             ) from None
 
 
-UNECHOED = frozenset({"apiKey", "gatewayUrl", "authScheme"})
-"""Settings whose value is never repeated in an error: it may hold (or leak) a secret."""
+UNECHOED = frozenset({"api_key", "gateway_url", "auth_scheme"})
+"""Fields whose value is never repeated in an error, whichever spelling (``apiKey``, ``api_key``)
+the value came under: it may hold (or leak) a secret."""
+
+
+def _field_of(key: str) -> str:
+    """The field a setting key names, by its camelCase alias or its snake_case name."""
+    if key in Settings.model_fields:
+        return key
+    return next((name for name, field in Settings.model_fields.items() if field.alias == key), key)
+
+
+def raw_values(raw: dict[str, Any], field: str) -> list[Any]:
+    """A field's raw values under every spelling the model accepts, to redact before validation."""
+    return [raw[key] for key in dict.fromkeys((field, Settings.model_fields[field].alias or field)) if key in raw]
 
 _PLAIN = {
     "bool_parsing": "must be true or false",
@@ -555,5 +570,8 @@ PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 def rules_path(rules_file: str, plugin_dir: str | None) -> Path:
     """A relative ``rulesFile`` is inside the plugin folder."""
-    path = Path(rules_file).expanduser()
-    return path if path.is_absolute() else Path(plugin_dir or PACKAGE_PARENT) / path
+    path = user_path(rules_file, "rulesFile", error=SettingsError)
+    if path.is_absolute():
+        return path
+    folder = user_path(plugin_dir, "server_connection.PluginDir", expand=False) if plugin_dir else PACKAGE_PARENT
+    return folder / path

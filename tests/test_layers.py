@@ -25,6 +25,8 @@ LAYERS: list[tuple[str, ...]] = [
         "ai_tagger.names",
         "ai_tagger.tasks.modes",
         "ai_tagger.analyze.local",
+        "ai_tagger.paths",
+        "ai_tagger.media.pixels",
     ),
     ("ai_tagger.settings",),
     ("ai_tagger.stash",),

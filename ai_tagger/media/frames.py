@@ -22,13 +22,14 @@ import logging
 import math
 import os
 import selectors
+import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ai_tagger.errors import MediaError
+from ai_tagger.errors import MediaError, SettingsError
 from ai_tagger.media import mp4
 
 FFMPEG_TIMEOUT = 60
@@ -63,6 +64,26 @@ def probe_duration(source: str, *, ffprobe: str, headers: Mapping[str, str] | No
         raise MediaError(f"cannot probe video: {exc.__class__.__name__}") from None
 
 
+def _cannot_run(ffmpeg: str) -> str | None:
+    """Why ffmpeg cannot be started, or None. Not run: a scene's frames stay one ffmpeg process."""
+    if shutil.which(ffmpeg):
+        return None
+    if os.sep not in ffmpeg:
+        return "not on PATH"
+    return "not executable" if os.path.exists(ffmpeg) else "no such file"
+
+
+def require_ffmpeg(ffmpeg: str) -> None:
+    """:class:`SettingsError` when ffmpeg cannot be started, checked before each scene's first frame (a
+    stat): a configuration error, not the item's, since every scene would fail the same way."""
+    why = _cannot_run(ffmpeg)
+    if why:
+        raise SettingsError(
+            f"ffmpeg cannot run at {ffmpeg!r} ({why}): install ffmpeg or set its path in Stash (Settings > "
+            "System > Application Paths), or put it on the PATH of the user Stash runs as. No scene was marked."
+        )
+
+
 def _scale(max_side: int) -> str:
     return f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease"
 
@@ -82,7 +103,7 @@ def _ffmpeg(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-    except FileNotFoundError:
+    except OSError:  # not found, not executable, not a program (a run checks first: require_ffmpeg)
         raise MediaError(f"ffmpeg not found at {command[0]!r}: install ffmpeg or set its path in Stash") from None
     expired = threading.Event()
 
@@ -156,7 +177,7 @@ def _batch(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-    except FileNotFoundError:
+    except OSError:  # not found, not executable, not a program (a run checks first: require_ffmpeg)
         for read_end, write_end in pipes:
             os.close(read_end)
             os.close(write_end)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
+from ai_tagger.media import pixels
+
 
 def grid_shape(count: int) -> tuple[int, int]:
     """Rows and columns for ``count`` cells, as square as possible, wider than tall."""
@@ -20,9 +22,16 @@ def grid_shape(count: int) -> tuple[int, int]:
     return rows, cols
 
 
+def _opened(frame: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(frame))
+    width, height = image.size
+    pixels.check(width, height, what="a frame")
+    return image
+
+
 def contact_sheet(frames: Sequence[bytes], *, max_side: int, quality: int = 85) -> tuple[bytes, tuple[int, int]]:
     """One JPEG holding every frame; returns it with its (rows, cols)."""
-    images = [Image.open(io.BytesIO(frame)).convert("RGB") for frame in frames]
+    images = [_opened(frame).convert("RGB") for frame in frames]
     rows, cols = grid_shape(len(images))
     cell_w = max(image.width for image in images)
     cell_h = max(image.height for image in images)

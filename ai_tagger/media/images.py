@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ai_tagger.errors import MediaError
+from ai_tagger.media import pixels
 
-Image.MAX_IMAGE_PIXELS = 200_000_000
+Image.MAX_IMAGE_PIXELS = pixels.MAX_PIXELS
+# Pillow warns (on stderr, the log protocol's stream) between one and two times its limit; the size is
+# checked right after the header is read instead, and refused above the limit.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def prepare_image(data: bytes | IO[bytes] | str, *, max_side: int, quality: int = 85) -> bytes:
@@ -17,6 +22,8 @@ def prepare_image(data: bytes | IO[bytes] | str, *, max_side: int, quality: int 
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         with Image.open(source) as opened:
+            width, height = opened.size
+            pixels.check(width, height, what="the image")
             opened.seek(0)
             image = ImageOps.exif_transpose(opened)
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)

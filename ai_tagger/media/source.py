@@ -15,7 +15,7 @@ from typing import Any
 
 from ai_tagger.errors import MediaError
 from ai_tagger.media.audio import AudioClip, extract_audio
-from ai_tagger.media.frames import extract_dense, extract_spread
+from ai_tagger.media.frames import extract_dense, extract_spread, require_ffmpeg
 from ai_tagger.media.images import prepare_image
 from ai_tagger.stash.models import Item
 
@@ -53,6 +53,8 @@ def shots(item: Item, options: MediaOptions, fetch: Fetch) -> Shots:
     file = item.file
     if file is None:
         raise MediaError(f"{item.kind} has no file")
+    if file.is_video:
+        require_ffmpeg(options.ffmpeg)  # before anything about this file: a missing ffmpeg is the run's error
     in_zip = file.zip_file is not None
     local = not in_zip and _readable(file.path)
     if not local and not item.media_url:

@@ -60,7 +60,7 @@ class StashClient:
             response = self.session().post(
                 self.url, json={"query": document, "variables": variables or {}}, timeout=TIMEOUT
             )
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:  # urllib3's LocationParseError is a ValueError
             raise StashError(f"cannot reach Stash at {self.url}: {_why(exc)}") from None
         if response.status_code in (401, 403):
             raise StashError(f"Stash refused the plugin's credentials (HTTP {response.status_code})")
@@ -79,7 +79,7 @@ class StashClient:
         """A file Stash serves (image, stream), with this client's credentials."""
         try:
             response = self.session().get(url, headers=self.auth_headers, timeout=(5, 120))
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:
             raise StashError(f"cannot download from Stash: {_why(exc)}") from None
         if not response.ok:
             raise StashError(f"Stash answered HTTP {response.status_code} for {url.split('?')[0]}")
@@ -314,7 +314,7 @@ class ReviewItem:
     """A gallery's number of images (None for scenes and images)."""
 
 
-def _why(exc: requests.RequestException) -> str:
+def _why(exc: Exception) -> str:
     """A transport failure in words (the exception's own text may carry the URL and its query)."""
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS/SSL error (check http vs https and the certificate)"

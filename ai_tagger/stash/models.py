@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ai_tagger.stash import endpoint
 
@@ -42,6 +42,14 @@ class ServerConnection(_Model):
     api_key: str | None = Field(None, alias="ApiKey")
     dir: str | None = Field(None, alias="Dir")
     plugin_dir: str | None = Field(None, alias="PluginDir")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        problem = endpoint.host_problem(value)
+        if problem:
+            raise ValueError(f"{value[:80]!r} {problem}")
+        return value
 
     @property
     def base_url(self) -> str:

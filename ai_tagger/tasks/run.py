@@ -17,12 +17,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ai_tagger.analyze.gateway.base import create_provider
+from ai_tagger.analyze.gateway.http import NOT_A_GATEWAY
 from ai_tagger.decide.rules import Rules, load_rules
 from ai_tagger.deps import data_root
-from ai_tagger.errors import InputError, RunError
+from ai_tagger.errors import InputError, RunError, SettingsError
 from ai_tagger.log import Log
-from ai_tagger.settings import Settings, plain_message, rules_path
-from ai_tagger.stash import versions
+from ai_tagger.settings import Settings, plain_message, raw_values, rules_path
+from ai_tagger.stash import endpoint, versions
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import PluginInput
 from ai_tagger.store.cache import Cache, NewerCache
@@ -85,7 +86,7 @@ def parse_dry_run(value: Any) -> bool:
 def data_folder(args: dict[str, Any], stash_dir: str | None) -> Path:
     """The plugin's data folder (cache, run lock), created if missing; the error names the path."""
     given = args.get("dataDir")
-    if given is not None and (not isinstance(given, str) or "\0" in given):
+    if given is not None and not isinstance(given, str):
         raise InputError("dataDir must be a folder path")
     folder = data_root(given, stash_dir)
     try:
@@ -101,8 +102,10 @@ def data_folder(args: dict[str, Any], stash_dir: str | None) -> Path:
 
 def register_secrets(raw_settings: dict[str, Any], log: Log) -> None:
     """Secrets in settings as typed, before validation: a rejected value must not be echoed either."""
-    log.add_secret(raw_settings.get("apiKey"))
-    log.add_url(raw_settings.get("gatewayUrl"))
+    for value in raw_values(raw_settings, "api_key"):
+        log.add_secret(value)
+    for value in raw_values(raw_settings, "gateway_url"):
+        log.add_url(value)
 
 
 def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> Result:
@@ -159,6 +162,8 @@ def _run_locked(
             log.add_secret(settings.api_key.get_secret_value())
         rules = load_rules(rules_path(settings.rules_file, connection.plugin_dir)) if settings.rules_file else Rules()
         provider = create_provider(settings) if TABLE[mode].calls_provider else None
+        if provider is not None and settings.gateway_url and endpoint.is_stash(settings.gateway_url, client.base_url):
+            raise SettingsError(f"'gatewayUrl' {settings.gateway_url} is Stash's own address. {NOT_A_GATEWAY}")
         # Opened even with disableCache (which only stops reusing answers): the provenance journal
         # lives in this file, and without it nothing a run adds could be undone.
         cache = Cache(folder / "cache.sqlite3")

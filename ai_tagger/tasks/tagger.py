@@ -20,7 +20,7 @@ from ai_tagger.analyze.base import AnalyzerContext, Findings, build_analyzers, r
 from ai_tagger.analyze.galleries import AnswerMembers, GalleryAnswers
 from ai_tagger.decide.decision import Policy
 from ai_tagger.decide.item import rejection_keys_of
-from ai_tagger.errors import ItemError, MediaError, StashError
+from ai_tagger.errors import AiTaggerError, ItemError, MediaError, StashError
 from ai_tagger.media.gallery import GalleryMedia
 from ai_tagger.media.source import ItemMedia, MediaOptions
 from ai_tagger.stash.galleries import sampled_members
@@ -130,6 +130,12 @@ class Tagger:
             findings = run_analyzers(self.analyzers, item, media, seed)
         except ItemError as exc:
             return self.applier.failed(item.kind, item.id, item.label, exc, set(item.tag_ids))
+        except (ValueError, RecursionError, OverflowError, TypeError, LookupError, AttributeError) as exc:
+            if isinstance(exc, AiTaggerError):
+                raise
+            # An answer no reader foresaw costs this item, never the run.
+            failure = ItemError(f"the answer could not be read ({type(exc).__name__})")
+            return self.applier.failed(item.kind, item.id, item.label, failure, set(item.tag_ids))
         now = ItemState(tag_ids=set(item.tag_ids), performer_ids=set(item.performer_ids), details=item.details)
         return self.applier.apply(item.kind, item.id, item.label, findings, now)
 

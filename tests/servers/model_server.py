@@ -37,8 +37,8 @@ Misbehaviour knobs (constructor args, also mutable attributes at runtime)
 ------------------------------------------------------------------------
 ``latency`` (sleep per inference call), ``fail_next`` (HTTP statuses returned by the
 next inference calls, in order; 429 carries ``Retry-After`` and
-``llm_provider-retry-after``), ``malformed_colour`` (truncated JSON when any frame has
-that colour), ``empty_colour`` (empty content when any frame has that colour),
+``llm_provider-retry-after``), ``malformed_colour`` (``malformed_content``, by default
+truncated JSON, when any frame has that colour), ``empty_colour`` (empty content when any frame has that colour),
 ``answer_case`` (the name of a file in ``tests/answers/``: every completion answers that
 case's ``content``, ``finish_reason`` and reasoning field as the real server it describes
 would, until the request's ``max_tokens`` reaches the case's ``cut_below``).
@@ -299,6 +299,7 @@ class FakeModel:
         self.fail_next: list[int] = list(fail_next or [])
         self.retry_after = retry_after
         self.malformed_colour = malformed_colour
+        self.malformed_content = MALFORMED_CONTENT  # what the malformed colour's pictures are answered with
         self.empty_colour = empty_colour
         self.answer_case = answer_case
         self.transcript = transcript
@@ -501,7 +502,7 @@ class FakeModel:
             if case.get("reasoning"):
                 message[case.get("reasoning_field", "reasoning_content")] = case["reasoning"]
         elif self.malformed_colour is not None and self.malformed_colour in names:
-            content = MALFORMED_CONTENT
+            content = self.malformed_content
         elif self.empty_colour is not None and self.empty_colour in names:
             content = ""
         elif wants_json and self.honour_response_format:

@@ -6,13 +6,18 @@ exact JSON asked for: reasoning models put ``<think>`` blocks first, servers tha
 use their own key names, and the token limit cuts answers mid-entry. The reader, in order:
 
 1. drops reasoning (``<think>…</think>``, an unclosed ``<think>`` up to the answer);
-2. looks for a JSON value strictly (whole text, fenced blocks, each balanced ``{…}``/``[…]``),
+2. looks for a JSON value strictly (whole text, fenced blocks, each balanced ``{…}``/``[…]``
+   nested at most :data:`MAX_NESTING` deep),
    and only when none holds tags, leniently with ``json-repair`` (trailing commas, single
    quotes, comments, unquoted keys), keeping only the complete entries of a cut answer;
 3. finds the tag list (``{"tags": [...]}``, nested one level down, or a bare list);
 4. validates each tag on its own: a bad tag is dropped with a note saying why, the good ones
    stay; a tag named without a confidence becomes an unscored candidate;
 5. checks frame citations against the frames sent, reading an all-0-based answer as such.
+
+Whatever the text, reading it costs time linear in its size, and an answer over
+:data:`MAX_ANSWER_CHARS` is refused before any of this: a misbehaving gateway costs one item
+(``AI_Errored``), never the run or minutes of CPU.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from ai_tagger.errors import MalformedAnswer
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", re.DOTALL)
 _REASONING_TAGS = "think|thinking|reasoning"
-_REASONING_BLOCK = re.compile(rf"<({_REASONING_TAGS})>.*?</\1>", re.DOTALL | re.IGNORECASE)
-_REASONING_OPEN = re.compile(rf"<(?:{_REASONING_TAGS})>", re.IGNORECASE)
-_REASONING_CLOSE = re.compile(rf"</(?:{_REASONING_TAGS})>", re.IGNORECASE)
+_REASONING_TAG = re.compile(rf"<(/?)({_REASONING_TAGS})>", re.IGNORECASE)
+_BRACKETS = re.compile(r'[\[\]{}"\\\n]')
+_PAIRS = {"]": "[", "}": "{"}
 _OPENING = re.compile(r"[\[{]")
 _TAGS_OBJECT = re.compile(r"""\{\s*["']?tags["']?\s*:""", re.IGNORECASE)
 _JSONISH = re.compile(r"""\{\s*["']?[\w-]+["']?\s*:|\[\s*[{"']""")
@@ -65,6 +70,13 @@ ANSWER_SCHEMA: dict[str, Any] = {
 
 
 MAX_ENUM = 500
+MAX_ANSWER_CHARS = 256_000
+"""An answer longer than this (256 KB; a full tag list is a few KB) is refused unread, for that item only."""
+MAX_NESTING = 32
+"""Brackets nested deeper than this are never parsed (an answer is 3-4 deep): no recursion limit, no
+quadratic rescans."""
+MAX_LENIENT_STARTS = 3
+MAX_INT_DIGITS = 30
 
 
 def answer_schema(allowed_names: Sequence[str] = (), *, describe: bool = False) -> dict[str, Any]:
@@ -97,37 +109,137 @@ def strip_reasoning(text: str) -> tuple[str, bool]:
     """The text without reasoning blocks, and whether an unclosed ``<think>`` preceded the answer.
 
     Some templates emit only the closing tag (the opening one is in the prompt): everything
-    before the last ``</think>`` is then reasoning too.
+    before the last ``</think>`` is then reasoning too. One pass over the tags: a block runs from
+    an opening tag to the next closing tag of the same name, and an opening tag without one is
+    left for the unclosed case (a regular expression retrying every opening tag was quadratic).
     """
-    text = _REASONING_BLOCK.sub(" ", text)
-    closes = list(_REASONING_CLOSE.finditer(text))
-    if closes:
-        text = text[closes[-1].end() :]
-    opened = _REASONING_OPEN.search(text)
-    if opened is None:
-        return text, False
-    return text[opened.end() :], True
+    tags = [(m.start(), m.end(), m.group(1) == "/", m.group(2).lower()) for m in _REASONING_TAG.finditer(text)]
+    closes: dict[str, list[int]] = {}
+    for index, (_, _, closing, name) in enumerate(tags):
+        if closing:
+            closes.setdefault(name, []).append(index)
+    next_close = dict.fromkeys(closes, 0)
+    blocks: list[tuple[int, int]] = []
+    remaining: list[int] = []
+    index = 0
+    while index < len(tags):
+        start, end, closing, name = tags[index]
+        if not closing:
+            positions = closes.get(name, [])
+            cursor = next_close.get(name, 0)
+            while cursor < len(positions) and positions[cursor] <= index:
+                cursor += 1
+            next_close[name] = cursor
+            if cursor < len(positions):
+                close = positions[cursor]
+                blocks.append((start, tags[close][1]))
+                index = close + 1
+                continue
+        remaining.append(index)
+        index += 1
+    cut = 0
+    for index in remaining:
+        if tags[index][2]:
+            cut = tags[index][1]
+    opening = next((tags[i] for i in remaining if not tags[i][2] and tags[i][0] >= cut), None)
+    if opening is None:
+        return _without(text, blocks, cut, len(text)), False
+    after = _without(text, blocks, opening[1], len(text))
+    before = _without(text, blocks, cut, opening[0])
+    if not _OPENING.search(after) and _OPENING.search(before):
+        return before, False  # the answer came first, then a reasoning tag that never closed
+    return after, True
+
+
+def _without(text: str, blocks: list[tuple[int, int]], begin: int, end: int) -> str:
+    """``text[begin:end]`` with each reasoning block in it replaced by a space."""
+    pieces = []
+    for start, stop in blocks:
+        if stop <= begin or start >= end:
+            continue
+        pieces.append(text[begin : max(begin, start)] + " ")
+        begin = max(begin, stop)
+    pieces.append(text[begin:end])
+    return "".join(pieces)
+
+
+def _bounded_int(digits: str) -> int | float:
+    """JSON integers: a number too long to be a frame or a score is read as a float (inf), never
+    converted digit by digit (Python refuses integers over 4,300 digits)."""
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
+
+
+_DECODER = json.JSONDecoder(parse_int=_bounded_int)
+
+
+def _loads(text: str) -> Any:
+    """Strict JSON, or :class:`ValueError` (deep nesting included)."""
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _regions(piece: str) -> list[tuple[int, int]]:
+    """Each balanced ``{…}``/``[…]`` (start, end), in order of start, nested at most :data:`MAX_NESTING`.
+
+    One pass with a stack. Quotes count only inside brackets and a string ends at a line break
+    (JSON strings hold none), so a stray quote in prose cannot hide the JSON after it.
+    """
+    # The open brackets: their characters, starts and the deepest nesting below each (flat lists of
+    # strings and ints, which the garbage collector never walks).
+    chars: list[str] = []
+    starts: list[int] = []
+    depths: list[int] = []
+    found: list[tuple[int, int]] = []
+    in_string = False
+    escaped_until = 0  # a backslash in a string escapes the character after it
+    for match in _BRACKETS.finditer(piece):
+        char = match.group()
+        if in_string:
+            if match.start() < escaped_until:
+                pass
+            elif char == "\\":
+                escaped_until = match.end() + 1
+            elif char in '"\n':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = bool(chars)
+        elif char in "[{":
+            chars.append(char)
+            starts.append(match.start())
+            depths.append(0)
+        elif char in "]}" and chars and chars[-1] == _PAIRS[char]:
+            chars.pop()
+            start, depth = starts.pop(), depths.pop()
+            if depth < MAX_NESTING:
+                found.append((start, match.end()))
+            if depths:
+                depths[-1] = max(depths[-1], depth + 1)
+    found.sort()
+    return found
 
 
 def _strict_values(text: str) -> list[Any]:
     """JSON values in the text, strictly parsed: whole, fenced, then each balanced ``{…}``/``[…]``."""
     found: list[Any] = []
-    decoder = json.JSONDecoder()
     for piece in [text, *_FENCE.findall(text)]:
         piece = piece.strip()
         try:
-            found.append(json.loads(piece))
+            found.append(_loads(piece))
             continue
         except ValueError:
             pass
         position = 0
-        while (opening := _OPENING.search(piece, position)) is not None:
-            try:
-                value, position = decoder.raw_decode(piece, opening.start())
-            except ValueError:
-                position = opening.start() + 1
+        for start, end in _regions(piece):
+            if start < position:
                 continue
-            found.append(value)
+            try:
+                found.append(_loads(piece[start:end]))
+            except ValueError:
+                continue
+            position = end
     return found
 
 
@@ -144,19 +256,28 @@ def _lenient_values(text: str) -> list[Any]:
     for piece in [*_FENCE.findall(text), text]:
         first = _JSONISH.search(piece)
         starts = [first.start()] if first else []
-        starts += [m.start() for m in _TAGS_OBJECT.finditer(piece)]
-        for start in dict.fromkeys(starts):
+        tag_objects = [m.start() for m in _TAGS_OBJECT.finditer(piece)]
+        starts += tag_objects[:1] + tag_objects[-1:]  # a bounded number of repairs: each reads the rest
+        for start in list(dict.fromkeys(starts))[:MAX_LENIENT_STARTS]:
             region = piece[start:]
             closing = max(region.rfind("}"), region.rfind("]"))
             if closing >= 0:
-                found.append(json_repair.loads(region[: closing + 1]))
+                found.append(_repaired(region[: closing + 1]))
             comma = region.rfind(",")
             if comma > closing:
-                value = json_repair.loads(region[:comma])
+                value = _repaired(region[:comma])
                 entries = _tag_list(value)
                 if entries and all(isinstance(entry, str) for entry in entries):
                     found.append(value)
     return found
+
+
+def _repaired(text: str) -> Any:
+    """``json-repair``'s reading, or None when even it cannot read the text (too deep, too long a number)."""
+    try:
+        return json_repair.loads(text)
+    except (ValueError, RecursionError, TypeError, IndexError, KeyError):
+        return None
 
 
 def _tags_in(value: dict[Any, Any]) -> list[Any] | None:
@@ -198,9 +319,14 @@ def _frames(value: Any) -> tuple[int, ...]:
     for item in value:
         if isinstance(item, int) and not isinstance(item, bool):
             frames.append(item)
-        elif isinstance(item, str) and item.strip().isdigit():
+        elif isinstance(item, str) and _digits(item.strip()):
             frames.append(int(item))
     return tuple(frames)
+
+
+def _digits(text: str) -> bool:
+    """Plain ASCII digits of a usable length (``str.isdigit`` also accepts ``²``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= MAX_INT_DIGITS
 
 
 def _candidate(raw: Any) -> Candidate | str:
@@ -220,6 +346,8 @@ def _candidate(raw: Any) -> Candidate | str:
         return "not a tag object or name"
     try:
         return Candidate(name=name, confidence=confidence, frames=frames)
+    except (OverflowError, TypeError):
+        return "confidence is not a usable number"
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
@@ -266,6 +394,21 @@ def read_answer(text: str | None, *, frame_count: int = 0) -> Reading:
     ``frame_count`` (frames or grid cells sent) enables the citation checks; 0 skips them.
     A valid tag list with no entries is usable: the model saw nothing to tag.
     """
+    if text is not None and len(text) > MAX_ANSWER_CHARS:
+        raise MalformedAnswer(
+            f"the model's answer is {len(text) // 1000} KB, over the {MAX_ANSWER_CHARS // 1000} KB an answer may "
+            "have; not read"
+        )
+    try:
+        return _read(text, frame_count)
+    except MalformedAnswer:
+        raise
+    except (ValueError, RecursionError, OverflowError, TypeError) as exc:
+        # A defect of this reader, not of the run: the item fails with a short reason, the run goes on.
+        raise MalformedAnswer(f"the model's answer could not be read ({type(exc).__name__})") from None
+
+
+def _read(text: str | None, frame_count: int) -> Reading:
     answer, unclosed = strip_reasoning(text or "")
     if not answer.strip():
         reason = "only reasoning, no answer" if text and text.strip() else "an empty answer"
@@ -287,6 +430,8 @@ def read_answer(text: str | None, *, frame_count: int = 0) -> Reading:
             if lenient:
                 notes.insert(0, "answer was not strict JSON; read it leniently")
             return Reading(candidates, notes, zero_based, lenient, _description(value))
-    reason = f"no usable tag: {dropped[0]}" if dropped else "no tag list found"
-    raise MalformedAnswer(f"the model's answer is not the expected JSON ({reason}): {answer.strip()[:120]!r}")
+    reason = f"no usable tag: {dropped[0][:200]}" if dropped else "no tag list found"
+    shown = repr(answer.strip()[:120])
+    shown = shown if len(shown) <= 150 else shown[:147] + "..."  # escapes may make a repr ten times longer
+    raise MalformedAnswer(f"the model's answer is not the expected JSON ({reason}): {shown}")
 

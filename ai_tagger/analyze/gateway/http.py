@@ -151,25 +151,84 @@ def failure_error(failure: HttpFailure, base_url: str, model: str) -> GatewayErr
     return GatewayError(f"gateway answered {failure}: {detail}")
 
 
+NOT_A_GATEWAY = (
+    "'gatewayUrl' must be the AI gateway's OpenAI-compatible base URL ending in /v1 "
+    "(e.g. http://localhost:4000/v1), not Stash's address or a web page."
+)
+
+
+def _not_openai(body: str) -> str | None:
+    """What a non-OpenAI server's answer looks like (a web page, GraphQL, not JSON), or None."""
+    text = body.lstrip()[:200].lower()
+    if text.startswith(("<!doctype", "<html", "<?xml")) or "<html" in text:
+        return "a web page"
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return "text that is not JSON"
+    if isinstance(value, dict) and ("errors" in value or "data" in value and not isinstance(value["data"], list)):
+        return "a GraphQL answer (Stash's API?)"
+    return None
+
+
+def _probe(http: RetryingSession, base_url: str, model: str, path: str) -> None:
+    """``/models`` is optional, so a 404 there proves nothing: ask the endpoint the run will use, with a
+    request no server bills (no messages, no images); a 404 there too is a wrong ``gatewayUrl``."""
+    body = {"model": model, "messages": []} if path == "chat/completions" else {"model": model, "images": []}
+    try:
+        http.request("POST", f"{base_url}/{path}", json=body, timeout=30, retries=0)
+    except HttpFailure as failure:
+        if failure.status in (404, 405):
+            raise GatewayFatal(
+                f"the gateway at {base_url} answered {failure.status} for /models and /{path}: check that "
+                f"'gatewayUrl' ends in /v1 (e.g. http://localhost:4000/v1)."
+            ) from None
+
+
 def check_models(
-    http: RetryingSession, base_url: str, model: str, *, setting: str = "model", others: Mapping[str, str] | None = None
+    http: RetryingSession,
+    base_url: str,
+    model: str,
+    probe: str = "chat/completions",
+    *,
+    setting: str = "model",
+    others: Mapping[str, str] | None = None,
 ) -> None:
     """Preflight: ``GET {base}/models`` proves the URL and key, and the models when the list is given.
 
     ``model`` is the value of ``setting``; ``others`` maps further settings to the models they
-    name (``asrModel``, ``descriptionModel``): the first one the gateway does not serve is named."""
+    name (``asrModel``, ``descriptionModel``): the first one the gateway does not serve is named.
+
+    Everything a run would stop on is found here, before any item: a base URL without ``/v1``
+    (404 for ``/models`` and for ``probe``, the endpoint the run uses) and a server that is not
+    an AI gateway at all (a web page, Stash's GraphQL) are told apart from a refused key."""
     try:
         response = http.request("GET", f"{base_url}/models", timeout=30, retries=1)
     except HttpFailure as failure:
         if failure.status == 404:
+            _probe(http, base_url, model, probe)
             return
+        # Only where a gateway would answer JSON: a proxy's 5xx page means a gateway that is down.
+        shape = _not_openai(failure.body) if failure.status in (401, 403, 405) and failure.body.strip() else None
+        if shape:
+            guarded = " (if a proxy guards the gateway, check 'apiKey' and 'authScheme' too)"
+            raise GatewayFatal(
+                f"the server at {base_url} is not an OpenAI-compatible gateway: it answered HTTP "
+                f"{failure.status} with {shape}{guarded if failure.status != 405 else ''}. {NOT_A_GATEWAY}"
+            ) from None
         error = failure_error(failure, base_url, model)
         if not isinstance(error, GatewayFatal):
             error = GatewayFatal(f"preflight failed: {error}. Check 'gatewayUrl', 'apiKey' and '{setting}'.")
         raise error from None
+    shape = _not_openai(response.text) if response.text.strip() else None
+    if shape:
+        raise GatewayFatal(
+            f"the server at {base_url} is not an OpenAI-compatible gateway: GET /models answered {shape}. "
+            + NOT_A_GATEWAY
+        )
     try:
         served = [str(m.get("id")) for m in response.json().get("data", [])]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         return
     for key, name in {setting: model, **(others or {})}.items():
         if served and name not in served:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_tagger.deps import LOCAL_REQUIREMENTS
+from ai_tagger.media import pixels
 
 MODEL_NAME = "nudenet-320n"
 MODELS = (MODEL_NAME,)
@@ -63,6 +64,10 @@ class DetectorUnavailable(Exception):
 
 class PictureError(Exception):
     """One picture cannot be decoded; it fails its item only."""
+
+
+class PictureTooLarge(PictureError):
+    """One picture declares more pixels than :data:`~ai_tagger.media.pixels.MAX_PIXELS`; it was not decoded."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,8 @@ class Detector:
 
         ``parallel`` batches may run at once (the sidecar's ``--workers``), each on ``threads``.
         """
+        # OpenCV's own limit for formats whose header we do not read (checked before decoding too).
+        os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(pixels.MAX_PIXELS))
         try:
             import cv2
             import nudenet.nudenet as nudenet
@@ -177,6 +184,10 @@ class Detector:
         return cls(session, nudenet, numpy, cv2, parallel)
 
     def _prepare(self, number: int, picture: bytes) -> tuple[Any, tuple[Any, ...]]:
+        try:
+            pixels.check_data(picture, what=f"picture {number}")
+        except pixels.TooManyPixels as exc:
+            raise PictureTooLarge(str(exc)) from None
         array = self._np.frombuffer(picture, self._np.uint8)
         image = self._cv2.imdecode(array, self._cv2.IMREAD_COLOR) if array.size else None
         if image is None or image.size == 0:

@@ -50,7 +50,7 @@ class LabelsProvider:
         self.model = str(config.model)
 
     def preflight(self) -> None:
-        check_models(self.http, self.base_url, self.model)
+        check_models(self.http, self.base_url, self.model, probe="labels")
 
     def describe(self, request: TagRequest) -> TagAnswer:
         payload = {"model": self.model, "images": [base64.b64encode(p).decode("ascii") for p in request.pictures]}

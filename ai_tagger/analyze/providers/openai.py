@@ -48,8 +48,17 @@ def _content(message: dict[str, Any]) -> str:
     """``content`` as text; some servers send a list of parts."""
     content = message.get("content")
     if isinstance(content, list):
-        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+        texts = (part.get("text") for part in content if isinstance(part, dict))
+        return "".join(text for text in texts if isinstance(text, str))
     return content if isinstance(content, str) else ""
+
+
+def _tokens(usage: Any, key: str) -> int:
+    """A token count from ``usage``; anything that is not a count (a string, a list, -1) is 0."""
+    value = usage.get(key) if isinstance(usage, dict) else None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12 else 0
 
 
 @register
@@ -112,12 +121,14 @@ class OpenAIProvider:
             body = response.json()
             choice = body["choices"][0]
             message = choice["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):
             raise GatewayError("the gateway's answer is not a chat completion") from None
-        usage = body.get("usage") or {}
+        if not isinstance(choice, dict) or not isinstance(message, dict):
+            raise GatewayError("the gateway's answer is not a chat completion")
+        usage = body.get("usage")
         return Completion(
             _content(message),
-            Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+            Usage(_tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens")),
             max_tokens,
             cut=choice.get("finish_reason") == "length",
             reasoned=bool(message.get("reasoning_content") or message.get("reasoning")),
