@@ -7,6 +7,7 @@ the pixel model, which also transcribes; every feature's own tests cover it alon
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -317,3 +318,37 @@ def test_a_description_model_describes_galleries_too_and_a_preview_pays_for_it_o
     assert output["details_written"] == len(library.items())
     writer = [r for r in model.requests if r.get("model") == "writer"]
     assert len(writer) == len(library.items())
+
+
+def test_a_gallery_rolled_up_while_its_images_are_written_records_no_rejection_on_them(stash, model, tmp_path):
+    """Regression: the gallery read its members before the image pass (another worker) wrote them; the
+    roll-up then took our own fresh writes for tags and descriptions the user had removed, recorded them as
+    rejections for good, and left the gallery without the tag every member shows."""
+    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(model, **{**ALL_ON, "transcribeAudio": False}))
+    folder = tmp_path / "set"
+    for index in range(2):
+        media.make_image(folder / f"{index:03d}.png", "red", size=(48, 32))
+    gallery = stash.add_gallery(folder)
+    model.latency = 0.3  # the images' answers and writes come after the gallery read its members...
+    plain = stash.execute_request
+
+    def slow_member_reads(query: str, variables: Any = None, operation_name: Any = None) -> Any:
+        answer = plain(query, variables, operation_name)
+        if "galleries" in ((variables or {}).get("image_filter") or {}):
+            time.sleep(1.0)  # ...and before it decides (a member read answered late, as on a busy Stash)
+        return answer
+
+    stash.execute_request = slow_member_reads  # type: ignore[method-assign]
+
+    output = ok(run_plugin(stash, {"mode": "tag_untagged"}))
+
+    assert stash.tags_of_gallery(gallery) == {"Red", "AI_Tagged"}
+    assert output["errored"] == 0
+    report = ok(run_plugin(stash, {"mode": "report"}))
+    assert all(row["rejected"] == 0 for row in report["tags"]), report["tags"]
+    stash.execute_request = plain  # type: ignore[method-assign]
+    ok(run_plugin(stash, {"mode": "undo_last"}))
+    ok(run_plugin(stash, {"mode": "reapply"}))
+    for member in stash.gallery(gallery)["image_ids"]:
+        assert stash.tags_of_image(member) == {"Red", "AI_Tagged"}, "no false rejection keeps Red off"
+        assert details(stash, "image", str(member)), "nor the description"

@@ -83,7 +83,7 @@ class Tagger:
             members=AnswerMembers(self.answers),
             rejection_keys=functools.partial(rejection_keys_of, vocabulary=vocabulary, rules=context.rules),
             log=log,
-            rejections=functools.partial(_member_rejections, journal),
+            rejections=functools.partial(_member_rejections, journal, run_id),
             # A run that tags untagged images too answers a gallery's untagged members as those images.
             images_in_run=context.mode.source == Source.UNTAGGED and "image" in context.mode.kinds,
         )
@@ -150,8 +150,17 @@ class Tagger:
         return self.applier.reapply(entry, findings)
 
 
-def _member_rejections(journal: Journal, member: Item) -> set[str]:
-    """Tags the user removed from a gallery's member image (found now if removed since)."""
+def _member_rejections(journal: Journal, run_id: str | None, member: Item) -> set[str]:
+    """Tags the user removed from a gallery's member image (found now if removed since).
+
+    The member was read when its gallery was sampled. When this run has written to that image (the
+    image pass of ``tag_untagged``, in another worker), that read may predate our own write and would
+    record it as taken back by the user, for good; the image pass already recorded what the user took
+    back before this run, so those rejections are the answer."""
+    if run_id is not None and (
+        journal.added([run_id], member.kind, member.id) or journal.added_fields([run_id], member.kind, member.id)
+    ):
+        return journal.rejections(member.kind, member.id)
     now = ItemState(tag_ids=set(member.tag_ids), performer_ids=set(member.performer_ids), details=member.details)
     return set(journal.rejected(member.kind, member.id, now))
 
