@@ -8,6 +8,7 @@ the pixel model, which also transcribes; every feature's own tests cover it alon
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -352,3 +353,20 @@ def test_a_gallery_rolled_up_while_its_images_are_written_records_no_rejection_o
     for member in stash.gallery(gallery)["image_ids"]:
         assert stash.tags_of_image(member) == {"Red", "AI_Tagged"}, "no false rejection keeps Red off"
         assert details(stash, "image", str(member)), "nor the description"
+
+
+def test_tag_untagged_takes_galleries_by_default_and_reads_a_zipped_one_through_stash(stash, model, tmp_path):
+    """``tagGalleries`` left unset (Stash sends no key until the user changes it) means on."""
+    settings = {key: value for key, value in ALL_ON.items() if key != "tagGalleries"}
+    stash.set_plugin_settings(PLUGIN_ID, gateway_settings(model, **{**settings, "transcribeAudio": False}))
+    zip_path = tmp_path / "set.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for index in range(3):
+            archive.write(media.make_image(tmp_path / f"z{index}.png", "blue", size=(48, 32)), f"{index:03d}.png")
+    gallery = stash.add_gallery(zip_path=zip_path)
+
+    output = ok(run_plugin(stash, {"mode": "tag_untagged"}))
+
+    assert stash.tags_of_gallery(gallery) == {"Water", "AI_Tagged"}
+    assert output["errored"] == 0 and model.completion_count == 3, "one call per member image, none for the gallery"
+    assert all(details(stash, "image", str(member)) for member in stash.gallery(gallery)["image_ids"])
