@@ -243,6 +243,30 @@ class Settings(BaseModel):
         "the lowest score that would have kept 90% of those out (at most 99%). The report task lists them.",
     )
 
+    recognize_performers: bool = Field(
+        False,
+        title="Recognize performers",
+        description="Recognize performers by face, on this machine, from the images of your performers (task "
+        "'Index performer faces') and add them to scenes and images. Needs requirements-faces.txt (the Install "
+        "dependencies task installs it when this is on). Faces never leave the machine.",
+    )
+    performer_threshold: float = Field(
+        55.0,
+        ge=1,
+        le=99,
+        title="Performer match (%)",
+        description="Add a performer only when a face matches their face at least this well (100 minus 100 x "
+        "dlib's face distance: 60 = distance 0.4). Higher = fewer wrong performers, more missed. Default 55.",
+    )
+    performer_review_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        title="Performer review (%)",
+        description="Performer matches between this and Performer match are not added; the item gets AI_Review "
+        "and the performer is suggested on the review page. Empty = off.",
+    )
+
     @field_validator(
         "gateway_url",
         "model",
@@ -250,6 +274,7 @@ class Settings(BaseModel):
         "rules_file",
         "vocabulary_parent",
         "review_confidence",
+        "performer_review_confidence",
         "max_answer_tokens",
         mode="before",
     )
@@ -279,6 +304,7 @@ class Settings(BaseModel):
         "min_confidence", "frames_per_scene", "max_tags_per_item", "concurrency", "request_timeout",
         "max_image_side", "max_tokens_per_run", "review_confidence", "min_frames", "vocabulary_budget",
         "preview_items", "max_answer_tokens", "frame_interval", "max_frames_per_scene", "frames_per_request",
+        "performer_threshold", "performer_review_confidence",
         mode="before",
     )  # fmt: skip
     @classmethod
@@ -341,7 +367,21 @@ class Settings(BaseModel):
             raise ValueError(
                 f"reviewConfidence ({self.review_confidence:g}) must be below minConfidence ({self.min_confidence:g})"
             )
+        if self.performer_review_confidence is not None and self.performer_review_confidence >= self.performer_threshold:
+            raise ValueError(
+                f"performerReviewConfidence ({self.performer_review_confidence:g}) must be below "
+                f"performerThreshold ({self.performer_threshold:g})"
+            )
         return self
+
+    @property
+    def performer_match(self) -> float:
+        """``performerThreshold`` as a 0..1 match score (1 - dlib's face distance)."""
+        return self.performer_threshold / 100
+
+    @property
+    def performer_review(self) -> float | None:
+        return None if self.performer_review_confidence is None else self.performer_review_confidence / 100
 
     @property
     def review_threshold(self) -> float | None:

@@ -17,7 +17,7 @@ from ai_tagger import PLUGIN_ID
 from ai_tagger.errors import StashError
 from ai_tagger.retry import PooledSessions, RetryPolicy
 from ai_tagger.stash import queries
-from ai_tagger.stash.models import Item, SceneMarker, SceneMarks, ServerConnection, Tag
+from ai_tagger.stash.models import CastItem, Item, Performer, SceneMarker, SceneMarks, ServerConnection, Tag
 
 PAGE_SIZE = 100
 TAG_PAGE_SIZE = 1000
@@ -178,6 +178,62 @@ class StashClient:
             elif not fresh:
                 by_number, page = True, 2
             after = max([after, *(int(row["id"]) for row in fresh)])
+
+    def performers(self, *, page_size: int = TAG_PAGE_SIZE) -> Iterator[Performer]:
+        """Every performer with their image URL, in id order, a page at a time."""
+        page = 1
+        while True:
+            data = self.execute(
+                queries.FIND_PERFORMERS,
+                {"filter": {"page": page, "per_page": page_size, "sort": "id", "direction": "ASC"}},
+            )["findPerformers"]
+            rows = data["performers"]
+            yield from (Performer.model_validate(row) for row in rows)
+            if len(rows) < page_size:
+                return
+            page += 1
+
+    def cast(self, kind: str, performer_count: int, *, page_size: int = PAGE_SIZE) -> Iterator[CastItem]:
+        """Scenes or images with exactly ``performer_count`` performers, with the picture Stash serves
+        for each (a scene's screenshot, an image's file), in id order."""
+        document, field, rows_key, filter_key, picture = (
+            (queries.SCENE_CAST, "findScenes", "scenes", "scene_filter", "screenshot")
+            if kind == "scene"
+            else (queries.IMAGE_CAST, "findImages", "images", "image_filter", "image")
+        )
+        page = 1
+        while True:
+            data = self.execute(
+                document,
+                {
+                    "filter": {"page": page, "per_page": page_size, "sort": "id", "direction": "ASC"},
+                    filter_key: {"performer_count": {"value": performer_count, "modifier": "EQUALS"}},
+                },
+            )[field]
+            rows = data[rows_key]
+            for row in rows:
+                yield CastItem(
+                    kind=kind,  # type: ignore[arg-type]
+                    id=str(row["id"]),
+                    performers=row.get("performers") or [],
+                    picture=(row.get("paths") or {}).get(picture),
+                )
+            if len(rows) < page_size:
+                return
+            page += 1
+
+    def add_performers(self, kind: str, item_id: str, performer_ids: list[str], tag_ids: list[str]) -> None:
+        """Add performers and tags in one mutation, never removing any."""
+        document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
+        update: dict[str, Any] = {"ids": [item_id], "performer_ids": {"ids": performer_ids, "mode": "ADD"}}
+        if tag_ids:
+            update["tag_ids"] = {"ids": tag_ids, "mode": "ADD"}
+        self.execute(document, {"input": update})
+
+    def remove_performers(self, kind: str, item_id: str, performer_ids: list[str]) -> None:
+        """Remove exactly these performers (only ever ones this plugin added itself)."""
+        document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
+        self.execute(document, {"input": {"ids": [item_id], "performer_ids": {"ids": performer_ids, "mode": "REMOVE"}}})
 
     def add_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
         """Add tags in one mutation, never removing any: the item is written whole or not at all."""

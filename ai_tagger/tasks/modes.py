@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-Source = Literal["untagged", "journal"]
-Task = Literal["tag", "undo", "report", "review"]
+Source = Literal["untagged", "journal", "performers", "performerless"]
+Task = Literal["tag", "undo", "report", "review", "index", "identify"]
 
 
 class Mode(NamedTuple):
@@ -22,7 +22,8 @@ class Mode(NamedTuple):
     kinds: tuple[str, ...]
     """Item kinds read, in this order."""
     source: Source
-    """``untagged``: items with no tags in Stash; ``journal``: items processed before (needs the cache)."""
+    """``untagged``: items with no tags in Stash; ``journal``: items processed before (needs the cache);
+    ``performers``: Stash's performers (the face index); ``performerless``: items with no performers."""
     calls_provider: bool
     writes: bool
     """False for a dry run: decisions are reported, nothing is written to Stash."""
@@ -55,6 +56,9 @@ TABLE: dict[str, Mode] = {
         Mode("report", BOTH, "journal", calls_provider=False, writes=False, task="report"),
         Mode("review_list", BOTH, "journal", calls_provider=False, writes=False, task="review", locks=False),
         Mode("review_decide", BOTH, "journal", calls_provider=False, writes=True, task="review", locks=False),
+        Mode("index_performers", BOTH, "performers", calls_provider=False, writes=False, task="index"),
+        Mode("identify_performers", BOTH, "performerless", calls_provider=False, writes=True, task="identify",
+             journaled=True),
     )
 }
 UNDOABLE = tuple(mode.name for mode in TABLE.values() if mode.journaled)

@@ -170,6 +170,16 @@ def _run_locked(
         if table.task == "review":
             review = Review(client=client, journal=journal, settings=settings, log=log)
             return review.run(mode, plugin_input.args), None
+        if table.task == "index":
+            from ai_tagger.tasks.performers import index_performers  # dlib loads only for this task
+
+            return index_performers(client, cache, log), None
+        if table.task == "identify":
+            from ai_tagger.tasks.identify import identify_performers
+
+            return identify_performers(
+                client=client, cache=cache, journal=journal, settings=settings, log=log, limit=limit, dry_run=dry_run
+            ), None
         if table.task == "report":
             return _with_reset(report(client=client, journal=journal, settings=settings, log=log), cache), None
         summary = run(

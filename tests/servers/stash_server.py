@@ -150,13 +150,14 @@ class FakeStash:
         self.tags: dict[int, Record] = {}
         self.scenes: dict[int, Record] = {}
         self.images: dict[int, Record] = {}
+        self.performers: dict[int, Record] = {}
         self.markers: list[Record] = []
         self.jobs: list[Record] = []
         self.plugin_settings: dict[str, dict[str, Any]] = {}
         self.plugin_python = sys.executable  # the Python runPluginOperation starts the plugin with
         self.ffmpeg_path = ""
         self.ffprobe_path = ""
-        self._next_id = {"tag": 1, "scene": 1, "image": 1, "file": 1, "job": 1, "marker": 1}
+        self._next_id = {"tag": 1, "scene": 1, "image": 1, "file": 1, "job": 1, "marker": 1, "performer": 1}
         self._scene_tag_counts: Counter[int] = Counter()
         self._image_tag_counts: Counter[int] = Counter()
         self.operations: list[tuple[str | None, dict[str, Any]]] = []
@@ -260,6 +261,7 @@ class FakeStash:
         return {k: v if v is not None else probed.get(k, DEFAULT_VIDEO[k]) for k, v in given.items()}
 
     def add_scene(self, path: str | os.PathLike, *, title: str | None = None, tag_ids: Iterable[str | int] = (),
+                  performer_ids: Iterable[str | int] = (),
                   duration: float | None = None, width: int | None = None, height: int | None = None,
                   frame_rate: float | None = None, fingerprints: Any = None) -> str:
         """One scene with one video file. Unknown metadata is probed from the file if it exists."""
@@ -272,7 +274,8 @@ class FakeStash:
             file = self._file_record(path, st.st_size if st else 0, _rfc3339(st.st_mtime) if st else _now(),
                                      fingerprints)
             self.scenes[sid] = {"id": sid, "title": title, "details": None, "organized": False, "tags": tags,
-                                "file": {**file, **meta}, "media": path}
+                                "file": {**file, **meta}, "media": path,
+                                "performers": self._check_performer_ids(performer_ids)}
             self._scene_tag_counts.update(tags)
             return str(sid)
 
@@ -292,7 +295,7 @@ class FakeStash:
                 file = self._file_record(path, size, mod_time, None, salt=f"#{sid}")
                 title = None if title_prefix is None else f"{title_prefix}{sid}"
                 self.scenes[sid] = {"id": sid, "title": title, "details": None, "organized": False,
-                                    "tags": set(tags), "file": {**file, **meta}, "media": path}
+                                    "tags": set(tags), "file": {**file, **meta}, "media": path, "performers": set()}
                 ids.append(str(sid))
             for t in tags:
                 self._scene_tag_counts[t] += n
@@ -300,7 +303,8 @@ class FakeStash:
 
     def add_image(self, path: str | os.PathLike, *, zip_path: str | os.PathLike | None = None,
                   title: str | None = None, tag_ids: Iterable[str | int] = (), width: int | None = None,
-                  height: int | None = None, fingerprints: Any = None) -> str:
+                  height: int | None = None, fingerprints: Any = None,
+                  performer_ids: Iterable[str | int] = ()) -> str:
         """One image. With zip_path, `path` is the member name inside that zip archive."""
         path = str(path)
         if zip_path is not None:
@@ -329,9 +333,55 @@ class FakeStash:
                 zst = os.stat(zip_path)
                 file["zip_file"] = self._file_record(zip_path, zst.st_size, _rfc3339(zst.st_mtime), None)
             self.images[iid] = {"id": iid, "title": title, "details": None, "organized": False, "tags": tags,
-                                "file": file, "media": path, "zip": zip_path}
+                                "file": file, "media": path, "zip": zip_path,
+                                "performers": self._check_performer_ids(performer_ids)}
             self._image_tag_counts.update(tags)
             return str(iid)
+
+    def add_performer(self, name: str, image: str | os.PathLike | bytes | None = None) -> str:
+        """A performer; ``image`` (a file or its bytes) is served at /performer/<id>/image, else a silhouette."""
+        with self.lock:
+            pid = self._new_id("performer")
+            self.performers[pid] = {"id": pid, "name": name, "image": image, "version": 1}
+            return str(pid)
+
+    def set_performer_image(self, performer_id: str | int, image: str | os.PathLike | bytes | None) -> None:
+        """Replace a performer's image, as the Stash UI does: its image_path changes with it."""
+        with self.lock:
+            rec = self.performers[self._int_id(performer_id)]
+            rec["image"], rec["version"] = image, rec["version"] + 1
+
+    def performers_of(self, kind: str, item_id: str | int) -> set[str]:
+        with self.lock:
+            rec = self._table(kind)[0][self._int_id(item_id)]
+            return {str(p) for p in rec["performers"]}
+
+    def set_item_performers(self, kind: str, item_id: str | int, performer_ids: Iterable[str | int]) -> None:
+        """The user sets an item's performers in the Stash UI."""
+        with self.lock:
+            rec = self._table(kind)[0][self._int_id(item_id)]
+            rec["performers"] = self._check_performer_ids(performer_ids)
+
+    def _check_performer_ids(self, ids: Iterable[Any] | None) -> set[int]:
+        found = {self._int_id(i) for i in ids or ()}
+        missing = found - set(self.performers)
+        if missing:
+            raise GraphQLError(f"performer with id {min(missing)} not found")
+        return found
+
+    def performer_image(self, performer_id: str) -> tuple[str, bytes | None] | None:
+        """(name, None) to serve a file, (name, bytes) for bytes, None when the performer is unknown;
+        Stash's silhouette when the performer has no image."""
+        with self.lock:
+            rec = self.performers.get(int(performer_id))
+            if rec is None:
+                return None
+            image = rec["image"]
+        if image is None:
+            return "silhouette.svg", SILHOUETTE
+        if isinstance(image, bytes):
+            return "performer.jpg", image
+        return (str(image), None) if os.path.isfile(image) else None
 
     def set_plugin_settings(self, plugin_id: str, settings: Mapping[str, Any]) -> None:
         with self.lock:
@@ -445,6 +495,7 @@ class FakeStash:
                 "findImages": self._find_images,
                 "findTag": lambda _, info, id: self._one(self.tags, id, self._tag_view),
                 "findTags": self._find_tags,
+                "findPerformers": self._find_performers,
                 "configuration": lambda _, info: self._configuration(),
                 "jobQueue": lambda _, info: [j for j in self.jobs if j["status"] != "FINISHED"],
                 "findJob": lambda _, info, input: next((j for j in self.jobs if j["id"] == input["id"]), None),
@@ -506,6 +557,7 @@ class FakeStash:
             "paths": {"stream": f"{base}/stream", "screenshot": f"{base}/screenshot", "preview": f"{base}/preview",
                       "webp": f"{base}/webp", "vtt": f"{base}_thumbs.vtt", "sprite": f"{base}_sprite.jpg"},
             "scene_markers": lambda info: [self._marker_view(m) for m in self.markers if m["scene_id"] == sid],
+            "performers": lambda info: [self._performer_view(self.performers[p]) for p in sorted(scene["performers"])],
         }
 
     def _image_view(self, image: Record) -> Record:
@@ -516,6 +568,16 @@ class FakeStash:
             "tags": lambda info: [self._tag_view(self.tags[t]) for t in sorted(image["tags"])],
             "visual_files": [self._file_view(image["file"], "ImageFile")],
             "paths": {"image": f"{base}/image", "thumbnail": f"{base}/thumbnail", "preview": None},
+            "performers": lambda info: [self._performer_view(self.performers[p]) for p in sorted(image["performers"])],
+        }
+
+    def _performer_view(self, performer: Record) -> Record:
+        pid = performer["id"]
+        query = "default=true" if performer["image"] is None else f"t={performer['version']}"
+        return {
+            "id": str(pid), "name": performer["name"], "image_path": f"{self.url}/performer/{pid}/image?{query}",
+            "scene_count": lambda info: sum(pid in s["performers"] for s in self.scenes.values()),
+            "image_count": lambda info: sum(pid in i["performers"] for i in self.images.values()),
         }
 
     def _file_view(self, file: Record, typename: str) -> Record:
@@ -592,6 +654,9 @@ class FakeStash:
         if flt.get("tags"):
             tag_pred = self._tags_predicate(flt["tags"])
             checks.append(lambda rec: tag_pred(rec["tags"]))
+        if flt.get("performer_count"):
+            count_test = _int_test(flt["performer_count"])
+            checks.append(lambda rec: count_test(len(rec["performers"])))
         return self._combine(checks, flt, self._object_predicate)
 
     def _tag_predicate(self, flt: Mapping[str, Any] | None) -> Callable[[Record], bool]:
@@ -675,6 +740,17 @@ class FakeStash:
         return {"count": count, "images": [self._image_view(i) for i in page],
                 "megapixels": sum(i["file"]["width"] * i["file"]["height"] for i in page) / 1e6,
                 "filesize": sum(i["file"]["size"] for i in page)}
+
+    def _find_performers(self, _: Any, info: Any, filter=None, performer_filter=None, ids=None) -> Record:
+        keys = sorted({self._int_id(i) for i in ids}) if ids is not None else list(self.performers)
+        rows = [self.performers[k] for k in keys if k in self.performers]
+        name = (performer_filter or {}).get("name")
+        if name:
+            name_test = _string_test(name)
+            rows = [r for r in rows if name_test(r["name"])]
+        sort_keys = {"id": lambda r: r["id"], "name": lambda r: (r["name"].casefold(), r["id"])}
+        page = self._page(rows, filter, sort_keys)
+        return {"count": len(rows), "performers": [self._performer_view(p) for p in page]}
 
     def _find_tags(self, _: Any, info: Any, filter=None, tag_filter=None, ids=None) -> Record:
         pred = self._tag_predicate(tag_filter)
@@ -761,7 +837,13 @@ class FakeStash:
         records = self._records(kind, data.get("ids") or [])
         spec = data.get("tag_ids")
         ids = self._check_tag_ids(spec.get("ids")) if spec else set()
+        people = data.get("performer_ids")
+        performer_ids = self._check_performer_ids(people.get("ids")) if people else set()
         for rec in records:
+            if people:
+                mode = people["mode"]
+                rec["performers"] = (performer_ids if mode == "SET" else rec["performers"] | performer_ids
+                                     if mode == "ADD" else rec["performers"] - performer_ids)
             new = None
             if spec:
                 mode = spec["mode"]
@@ -926,6 +1008,10 @@ class FakeStash:
 
 
 _MEDIA_ROUTE = re.compile(r"^/(scene|image)/(\d+)/(stream|screenshot|image|thumbnail)$")
+_PERFORMER_ROUTE = re.compile(r"^/performer/(\d+)/image$")
+SILHOUETTE = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><circle cx="50" cy="35" r="20"/>'
+              b'<rect x="20" y="60" width="60" height="40"/></svg>')
+"""What Stash serves for a performer without an image (its image_path ends in default=true)."""
 _CHUNK = 64 * 1024
 
 
@@ -994,6 +1080,16 @@ def _make_handler(stash: FakeStash) -> type[BaseHTTPRequestHandler]:
                 return
             path = self.path.split("?")[0]
             match = _MEDIA_ROUTE.match(path)
+            performer = _PERFORMER_ROUTE.match(path)
+            if performer:
+                with stash.lock:
+                    stash.media_requests[path] += 1
+                found = stash.performer_image(performer[1])
+                if found is None:
+                    return self._send(404, b"performer not found", "text/plain")
+                name, data = found
+                ctype = mimetypes.guess_type(name)[0] or "image/jpeg"
+                return self._serve_file(name, ctype) if data is None else self._send(200, data, ctype)
             if not match:
                 return self._send(404, b"not found", "text/plain")
             with stash.lock:

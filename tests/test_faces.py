@@ -1,0 +1,175 @@
+"""Faces: dlib's real models on real photographs, the face index, and the ``index_performers`` task."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+
+import pytest
+
+from ai_tagger.analyze.faces.engine import FaceEngine, PictureError
+from ai_tagger.analyze.faces.index import FaceIndex, Match
+from ai_tagger.decide.performers import decide_performers
+from ai_tagger.store.cache import SCHEMA_VERSION, Cache
+from ai_tagger.store.faces import MAX_LEARNED, FaceStore, Source
+from tests import faces, media
+from tests.conftest import PLUGIN_ID, run_plugin
+from tests.servers.stash_server import FakeStash
+
+pytest.importorskip("dlib")
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    return FaceEngine.load()
+
+
+@pytest.fixture(scope="module")
+def boxes():
+    from ai_tagger.log import Log
+    from ai_tagger.tasks.performers import nudenet_boxes
+
+    return nudenet_boxes(Log(io.StringIO()))
+
+
+def _embedding(engine: FaceEngine, boxes, picture: bytes) -> tuple[float, ...]:
+    from ai_tagger.tasks.performers import find_faces
+
+    [face] = find_faces(engine, boxes, picture)
+    return face.embedding
+
+
+def _distance(a, b) -> float:
+    return sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5
+
+
+def test_the_same_person_altered_is_near_and_different_people_are_far(engine, boxes):
+    pictures = {name: faces.photo_jpeg(name) for name in faces.PEOPLE}
+    pictures |= {f"{name} altered": faces.jpeg(faces.altered(name)) for name in faces.PEOPLE}
+    vectors = {name: _embedding(engine, boxes, picture) for name, picture in pictures.items()}
+    for a, b in itertools.combinations(vectors, 2):
+        same = a.split()[0] == b.split()[0]
+        distance = _distance(vectors[a], vectors[b])
+        assert (distance < 0.4) if same else (distance > 0.7), (a, b, distance)
+
+
+def test_faceless_photos_have_no_face(engine, boxes):
+    from ai_tagger.tasks.performers import find_faces
+
+    for name in faces.FACELESS:
+        assert find_faces(engine, boxes, faces.photo_jpeg(name)) == []
+
+
+def test_dlib_alone_finds_the_astronaut_and_boxes_find_the_cameraman(engine):
+    assert len(engine.faces(faces.photo_jpeg("astronaut"))) == 1
+    picture = faces.photo_jpeg("camera")
+    assert engine.faces(picture) == []  # he looks down: HOG misses him
+    [face] = engine.faces(picture, [(181, 127, 85, 69)])  # NudeNet's "Male Face" box
+    assert face.box[0] == 181
+
+
+def test_a_corrupt_picture_is_a_picture_error(engine):
+    with pytest.raises(PictureError):
+        engine.faces(b"not a picture")
+
+
+def _index(rows: dict[str, list[list[float]]]) -> FaceIndex:
+    from ai_tagger.store.faces import pack
+
+    return FaceIndex.build((pid, pack(v)) for pid in sorted(rows) for v in rows[pid])
+
+
+def test_a_face_matches_its_nearest_performer_only_when_clearly_ahead():
+    one, two = [0.0] * 128, [0.0] * 128
+    two[0] = 1.0
+    index = _index({"1": [one], "2": [two]})
+    near_one = [0.1] + [0.0] * 127
+    assert index.match(near_one, 0.5) == Match("1", pytest.approx(0.9), pytest.approx(0.1))
+    halfway = [0.5] + [0.0] * 127
+    assert index.match(halfway, 0.1) is None  # as near one as the other: nobody
+    far = [0.0] * 127 + [0.9]
+    assert index.match(far, 0.55) is None  # under the threshold
+
+
+def test_a_performer_with_several_faces_matches_by_the_nearest():
+    a, b, c = ([0.0] * 128 for _ in range(3))
+    b[1], c[2] = 1.0, 1.0
+    index = _index({"1": [a, b], "2": [c]})
+    assert index.match([0.0, 0.95] + [0.0] * 126, 0.5).performer_id == "1"
+    assert len(index) == 2
+
+
+def test_a_scene_needs_the_performer_in_min_frames_and_an_image_one():
+    strong, weak = Match("7", 0.7, 0.3), Match("8", 0.5, 0.5)
+    frames = [[strong, weak], [strong], []]
+    scene = decide_performers(frames, threshold=0.6, review_floor=0.45, min_frames=2, kind="scene")
+    assert [v.performer_id for v in scene.applied] == ["7"] and scene.applied[0].frames == (1, 2)
+    assert scene.review == ()  # 8 was seen once: below minFrames even for review
+    image = decide_performers([[weak]], threshold=0.6, review_floor=0.45, min_frames=2, kind="image")
+    assert image.applied == () and [v.performer_id for v in image.review] == ["8"]
+    mine = decide_performers([[strong]], threshold=0.6, review_floor=None, min_frames=1, kind="image", existing={"7"})
+    assert mine.applied == ()
+
+
+def test_the_face_tables_are_a_migration_of_the_cache_file(tmp_path):
+    cache = Cache(tmp_path / "cache.sqlite3")
+    assert cache.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    store = FaceStore(cache)
+    store.record(Source("performer:1", "1", "url?t=1", "abc", "indexed"), [0.5] * 128)
+    for n in range(MAX_LEARNED + 3):
+        store.record(Source(f"image:{n}", "1", f"v{n}", f"sum{n}", "indexed"), [float(n)] * 128)
+    rows = cache.query("SELECT origin FROM performer_faces WHERE performer_id = '1'")
+    assert len(rows) == MAX_LEARNED + 1 and ("performer:1",) in rows
+    cache.close()
+
+
+# ---- the index_performers task, run as Stash runs it ----------------------------------------
+
+
+@pytest.fixture
+def cast(tmp_path: Path):
+    """A fake Stash with four performers (astronaut, cameraman, one without an image, one whose
+    image is a cup) and an image where the user set the astronaut (her altered copy)."""
+    with FakeStash() as stash:
+        stash.set_plugin_settings(PLUGIN_ID, {"recognizePerformers": True})
+        ids = {
+            "astronaut": stash.add_performer("Eileen", faces.photo_jpeg("astronaut")),
+            "camera": stash.add_performer("Cameraman", media.make_photo(tmp_path / "camera.png", "camera")),
+            "nobody": stash.add_performer("No Picture"),
+            "cup": stash.add_performer("Cup", faces.photo_jpeg("coffee")),
+        }
+        stash.add_image(
+            faces.save(faces.altered("astronaut"), tmp_path / "her.jpg"), performer_ids=[ids["astronaut"]]
+        )
+        yield stash, ids
+
+
+def test_index_performers_learns_each_face_and_names_every_performer_it_skips(cast):
+    stash, ids = cast
+    run = run_plugin(stash, {"mode": "index_performers"}, timeout=300)
+    assert run.error is None, run.stderr
+    assert run.output == {"performers": 4, "indexed": 2, "silhouette": 1, "no_face": 1, "learned": 1}
+    text = "\n".join(run.log_lines())
+    assert "'No Picture'" in text and "silhouette" in text
+    assert "'Cup'" in text and "no face" in text
+
+
+def test_an_unchanged_reindex_downloads_nothing_and_a_changed_image_is_read_again(cast):
+    stash, ids = cast
+    assert run_plugin(stash, {"mode": "index_performers"}, timeout=300).error is None
+    before = sum(stash.media_requests.values())
+    again = run_plugin(stash, {"mode": "index_performers"}, timeout=300)
+    assert again.output == {"performers": 4, "unchanged": 4, "learned": 0}
+    assert sum(stash.media_requests.values()) == before
+    stash.set_performer_image(ids["cup"], faces.jpeg(faces.altered("camera")))
+    changed = run_plugin(stash, {"mode": "index_performers"}, timeout=300)
+    assert changed.output == {"performers": 4, "indexed": 1, "unchanged": 3, "learned": 0}
+
+
+def test_a_corrupt_performer_image_is_skipped_and_the_task_goes_on(cast):
+    stash, ids = cast
+    stash.set_performer_image(ids["cup"], b"\x89PNG garbage")
+    run = run_plugin(stash, {"mode": "index_performers"}, timeout=300)
+    assert run.output["corrupt"] == 1 and run.output["indexed"] == 2
+    assert any("'Cup'" in line for line in run.log_lines())
