@@ -23,6 +23,7 @@ from ai_tagger import PLUGIN_ID
 PLUGIN_FOLDER = Path(__file__).resolve().parent.parent
 REQUIREMENTS = PLUGIN_FOLDER / "requirements.txt"
 LOCAL_REQUIREMENTS = PLUGIN_FOLDER / "requirements-local.txt"
+FACES_REQUIREMENTS = PLUGIN_FOLDER / "requirements-faces.txt"
 TASK_NAME = "Install or update dependencies"
 MARKER = "ai_tagger-python.txt"
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")

@@ -173,3 +173,81 @@ def test_a_corrupt_performer_image_is_skipped_and_the_task_goes_on(cast):
     run = run_plugin(stash, {"mode": "index_performers"}, timeout=300)
     assert run.output["corrupt"] == 1 and run.output["indexed"] == 2
     assert any("'Cup'" in line for line in run.log_lines())
+
+
+# ---- identify_performers: recognition alone, on a library made of altered copies ------------
+
+
+@pytest.fixture
+def library(tmp_path: Path):
+    """Performers from the original photos; a library of altered copies (her image and a video
+    of her, his image), the cat and the cup, and an image where the user set a performer."""
+    with FakeStash() as stash:
+        stash.set_plugin_settings(PLUGIN_ID, {"recognizePerformers": True, "framesPerScene": 2})
+        her = stash.add_performer("Eileen", faces.photo_jpeg("astronaut"))
+        him = stash.add_performer("Cameraman", faces.photo_jpeg("camera"))
+        other = stash.add_performer("Someone Else")
+        still = faces.save(faces.altered("astronaut"), tmp_path / "her.jpg")
+        items = {
+            "her image": ("image", stash.add_image(still)),
+            "her video": ("scene", stash.add_scene(media.make_still_video(tmp_path / "her.mp4", still, seconds=4))),
+            "his image": ("image", stash.add_image(faces.save(faces.altered("camera"), tmp_path / "him.jpg"))),
+            "cat": ("image", stash.add_image(faces.save(media.photo("chelsea"), tmp_path / "cat.jpg"))),
+            "cup": ("image", stash.add_image(faces.save(media.photo("coffee"), tmp_path / "cup.jpg"))),
+            "user's": ("image", stash.add_image(tmp_path / "her.jpg", performer_ids=[other])),
+        }
+        yield stash, {"her": her, "him": him, "other": other}, items
+
+
+def _cast_of(stash: FakeStash, items) -> dict[str, set[str]]:
+    return {name: stash.performers_of(kind, item_id) for name, (kind, item_id) in items.items()}
+
+
+def test_identify_performers_puts_each_performer_on_their_items_and_nothing_on_faceless_ones(library):
+    stash, people, items = library
+    run = run_plugin(stash, {"mode": "identify_performers"}, timeout=300)
+    assert run.error is None, run.stderr
+    assert _cast_of(stash, items) == {
+        "her image": {people["her"]},
+        "her video": {people["her"]},
+        "his image": {people["him"]},
+        "cat": set(),
+        "cup": set(),
+        "user's": {people["other"]},
+    }
+    assert run.output["performers_added"] == 3
+
+
+def test_identify_rerun_reads_and_writes_nothing(library):
+    stash, people, items = library
+    assert run_plugin(stash, {"mode": "identify_performers"}, timeout=300).error is None
+    mutations, media_reads = stash.mutation_count, sum(stash.media_requests.values())
+    again = run_plugin(stash, {"mode": "identify_performers"}, timeout=300)
+    assert again.output["performers_added"] == 0
+    assert stash.mutation_count == mutations and sum(stash.media_requests.values()) == media_reads
+
+
+def test_undo_removes_only_the_performers_the_plugin_added(library):
+    stash, people, items = library
+    assert run_plugin(stash, {"mode": "identify_performers"}, timeout=300).error is None
+    kind, her_image = items["her image"]
+    stash.set_item_performers(kind, her_image, [people["her"], people["other"]])  # the user adds one
+    undo = run_plugin(stash, {"mode": "undo_last"})
+    assert undo.error is None, undo.stderr
+    assert undo.output["removed"]["performers"] == 3
+    assert _cast_of(stash, items) == {
+        "her image": {people["other"]},
+        "her video": set(),
+        "his image": set(),
+        "cat": set(),
+        "cup": set(),
+        "user's": {people["other"]},
+    }
+
+
+def test_identify_dry_run_lists_performers_and_writes_nothing(library):
+    stash, people, items = library
+    run = run_plugin(stash, {"mode": "identify_performers", "dryRun": True}, timeout=300)
+    assert run.output["dry_run"] is True and run.output["performers_added"] == 3
+    assert {tuple(i["performers"]) for i in run.output["items_listed"]} == {("Eileen",), ("Cameraman",)}
+    assert all(not cast for name, cast in _cast_of(stash, items).items() if name != "user's")

@@ -144,3 +144,15 @@ def test_provider_local_adds_requirements_local_when_the_plugin_ships_it(tmp_pat
     local.write_text("nudenet\n")
     assert install.requirements("local", Log(stream)) == [deps.REQUIREMENTS, local]
     assert install.requirements("openai", Log(stream)) == [deps.REQUIREMENTS]
+
+
+def test_recognize_performers_adds_requirements_faces(tmp_path, monkeypatch):
+    stream = io.StringIO()
+    assert install.requirements("openai", Log(stream), faces=True) == [deps.REQUIREMENTS, deps.FACES_REQUIREMENTS]
+    assert deps.FACES_REQUIREMENTS.is_file()
+    local = tmp_path / "requirements-local.txt"
+    local.write_text("nudenet\n")
+    monkeypatch.setattr(deps, "LOCAL_REQUIREMENTS", local)
+    both = install.requirements("local", Log(stream), faces=True)
+    assert both == [deps.REQUIREMENTS, local, deps.FACES_REQUIREMENTS]
+    assert install._on("true") and install._on(True) and not install._on(None) and not install._on("false")

@@ -22,6 +22,7 @@ TOP_LEVEL = {
     "LICENSE",
     "requirements.txt",
     "requirements-local.txt",
+    "requirements-faces.txt",
     "rules.example.yml",
     "rules.local.example.yml",
 }

@@ -148,7 +148,15 @@ class StashClient:
         return int(self._find(kind, {"filter": {"per_page": 1}, _KINDS[kind].filter_key: _untagged()})["count"])
 
     def untagged(self, kind: str, *, page_size: int = PAGE_SIZE) -> Iterator[Item]:
-        """Items with no tags at all, in id order, one page in memory at a time.
+        """Items with no tags at all, in id order, one page in memory at a time."""
+        return self._items(kind, _untagged(), page_size)
+
+    def without_performers(self, kind: str, *, page_size: int = PAGE_SIZE) -> Iterator[Item]:
+        """Items with no performers, in id order (``identify_performers``)."""
+        return self._items(kind, {"performer_count": {"value": 0, "modifier": "EQUALS"}}, page_size)
+
+    def _items(self, kind: str, base_filter: dict[str, Any], page_size: int) -> Iterator[Item]:
+        """Items matching ``base_filter``, in id order, one page in memory at a time.
 
         Pages are cut by id (``id > last seen``) rather than by page number, because items
         tagged during the run leave the "untagged" set and would shift numbered pages. A server
@@ -157,7 +165,7 @@ class StashClient:
         kind_queries = _KINDS[kind]
         after, page, by_number = 0, 1, False
         while True:
-            item_filter = _untagged()
+            item_filter = dict(base_filter)
             if after and not by_number:
                 item_filter = {**item_filter, "id": {"value": after, "modifier": "GREATER_THAN"}}
             data = self._find(
@@ -229,6 +237,14 @@ class StashClient:
         if tag_ids:
             update["tag_ids"] = {"ids": tag_ids, "mode": "ADD"}
         self.execute(document, {"input": update})
+
+    def item_performers(self, kind: str, item_id: str) -> set[str]:
+        """The performers an item has now (empty when it was deleted)."""
+        document, field = (queries.SCENE_CAST, "findScenes") if kind == "scene" else (queries.IMAGE_CAST, "findImages")
+        key = "scene_filter" if kind == "scene" else "image_filter"
+        data = self.execute(document, {key: {"id": {"value": int(item_id), "modifier": "EQUALS"}}})[field]
+        rows = data["scenes" if kind == "scene" else "images"]
+        return {str(p["id"]) for row in rows for p in row.get("performers") or []}
 
     def remove_performers(self, kind: str, item_id: str, performer_ids: list[str]) -> None:
         """Remove exactly these performers (only ever ones this plugin added itself)."""

@@ -4,7 +4,8 @@
 picture the face came from: their own image (``origin`` ``performer``) or a scene or image where the
 user set exactly that one performer (``origin`` ``scene:<id>`` / ``image:<id>``, at most
 :data:`MAX_LEARNED` per performer, the newest kept). ``face_sources`` remembers what each picture
-was when last read (its ``image_path``, which Stash changes with the image, and its checksum), so an
+was when last read (and, under ``seen:<kind>:<id>``, which items were already searched for faces
+with which file and index) (its ``image_path``, which Stash changes with the image, and its checksum), so an
 unchanged index is re-read without downloading or embedding anything. Standard library only; numpy
 is used by :mod:`ai_tagger.analyze.faces.index` once the rows are read.
 """
@@ -20,6 +21,9 @@ from ai_tagger.store.cache import FACES_SCHEMA, Cache
 
 __all__ = ["FACES_SCHEMA", "FaceStore", "Source"]
 
+PERFORMER = "performer:"
+"""The journal's ``writes`` rows for a performer the plugin added carry this before the performer's
+id in ``tag_id`` (tags carry bare ids), so undo removes performers exactly as it removes tags."""
 DIMENSIONS = 128
 MAX_LEARNED = 8
 """Faces learned from the library per performer: enough angles and lighting to help, few enough
@@ -85,6 +89,12 @@ class FaceStore:
                 )
         self._cache.transaction(statements)
 
+    def touch(self, source: Source) -> None:
+        """The picture's URL changed but not its bytes: remember the new URL, keep its face."""
+        self._cache.transaction(
+            [("UPDATE face_sources SET version = ? WHERE origin = ?", (source.version, source.origin))]
+        )
+
     def forget(self, performer_ids: Sequence[str]) -> None:
         """Drop performers that no longer exist in Stash (deleted, or merged into another)."""
         statements: list[tuple[str, Sequence[object]]] = []
@@ -95,7 +105,8 @@ class FaceStore:
             self._cache.transaction(statements)
 
     def performer_ids(self) -> set[str]:
-        return {row[0] for row in self._cache.query("SELECT DISTINCT performer_id FROM face_sources")}
+        rows = self._cache.query("SELECT DISTINCT performer_id FROM face_sources WHERE origin NOT LIKE 'seen:%'")
+        return {row[0] for row in rows}
 
     def embeddings(self) -> Iterator[tuple[str, bytes]]:
         """``(performer id, packed embedding)`` for every face, grouped by performer."""
@@ -112,5 +123,5 @@ class FaceStore:
 
     def updated(self) -> float:
         """When the index last changed (0 when empty): a run reloads it when this moved."""
-        rows = self._cache.query("SELECT max(updated) FROM face_sources")
+        rows = self._cache.query("SELECT max(updated) FROM face_sources WHERE origin NOT LIKE 'seen:%'")
         return float(rows[0][0] or 0.0) if rows else 0.0

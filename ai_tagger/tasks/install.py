@@ -1,7 +1,8 @@
 """The "Install or update dependencies" task (mode ``install_deps``): pip into the plugin's own folder.
 
 Runs ``<Stash's Python> -m pip install --target <data folder>/deps -r requirements.txt`` (plus
-``requirements-local.txt`` when ``provider`` is ``local``). ``--target`` never installs into the
+``requirements-local.txt`` when ``provider`` is ``local``, ``requirements-faces.txt`` when
+``recognizePerformers`` is on). ``--target`` never installs into the
 system, so it works where that Python is externally managed (PEP 668: Stash's Docker image,
 Debian 12, Ubuntu 24.04). pip fills a staging folder that replaces the old one only when pip
 succeeded: a failed or cancelled install leaves the working packages as they were. Standard library
@@ -37,25 +38,33 @@ PIP_ENV = {
 }
 
 
-def _provider(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> str:
-    if "provider" in overrides:
-        return str(overrides["provider"]).strip().lower()
+def _settings(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> dict[str, Any]:
+    """The raw plugin settings that choose optional packages, task overrides first."""
+    if "provider" in overrides and "recognizePerformers" in overrides:
+        return overrides
     try:
         settings = hooks.plugin_settings(raw_input.get("server_connection") or {})
     except hooks.HookError as exc:
         log.warning(f"cannot read the plugin settings ({exc}): installing requirements.txt only")
-        return ""
-    return str(settings.get("provider") or "").strip().lower()
+        return overrides
+    return {**settings, **overrides}
 
 
-def requirements(provider: str, log: Log) -> list[Path]:
-    """The requirements files to install for this provider."""
+def _on(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def requirements(provider: str, log: Log, *, faces: bool = False) -> list[Path]:
+    """The requirements files to install for this provider (and face recognition when it is on)."""
     files = [deps.REQUIREMENTS]
-    if provider == "local":
-        if deps.LOCAL_REQUIREMENTS.is_file():
-            files.append(deps.LOCAL_REQUIREMENTS)
+    wanted = [("provider is local", deps.LOCAL_REQUIREMENTS)] if provider == "local" else []
+    if faces:
+        wanted.append(("Recognize performers is on", deps.FACES_REQUIREMENTS))
+    for why, path in wanted:
+        if path.is_file():
+            files.append(path)
         else:
-            log.warning(f"provider is local but {deps.LOCAL_REQUIREMENTS.name} is not in the plugin folder")
+            log.warning(f"{why} but {path.name} is not in the plugin folder")
     return files
 
 
@@ -117,7 +126,9 @@ def install_deps(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log)
         )
         log.error(error)
         return None, error
-    files = requirements(_provider(raw_input, overrides, log), log)
+    chosen = _settings(raw_input, overrides, log)
+    provider = str(chosen.get("provider") or "").strip().lower()
+    files = requirements(provider, log, faces=_on(chosen.get("recognizePerformers")))
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)

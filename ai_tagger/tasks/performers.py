@@ -93,14 +93,14 @@ class PerformerIndexer:
         self.engine = engine
         self.boxes = boxes
         self.summary = IndexSummary()
-        self._names: dict[str, str] = {}
+        self.names: dict[str, str] = {}
 
     def run(self, *, learn: bool = True) -> IndexSummary:
         performers = list(self.client.performers())
-        self._names = {p.id: p.name for p in performers}
+        self.names = {p.id: p.name for p in performers}
         self.summary.performers = len(performers)
         sources = self.store.sources()
-        gone = sorted(self.store.performer_ids() - set(self._names))
+        gone = sorted(self.store.performer_ids() - set(self.names))
         if gone:
             self.store.forget(gone)
             self.log.info(f"forgot the faces of {len(gone)} performer(s) no longer in Stash")
@@ -120,7 +120,7 @@ class PerformerIndexer:
         return self.summary
 
     def _named(self, performer_id: str) -> str:
-        return f"performer {self._names.get(performer_id, '?')!r} (id {performer_id})"
+        return f"performer {self.names.get(performer_id, '?')!r} (id {performer_id})"
 
     def _index(self, performer: Performer, before: Source | None) -> str:
         origin, named = f"performer:{performer.id}", self._named(performer.id)
@@ -138,7 +138,7 @@ class PerformerIndexer:
             return "failed"
         checksum = hashlib.sha256(picture).hexdigest()
         if before is not None and before.checksum == checksum:
-            self.store.record(Source(origin, performer.id, version, checksum, before.state))
+            self.store.touch(Source(origin, performer.id, version, checksum, before.state))
             return "unchanged"
         try:
             faces = find_faces(self.engine, self.boxes, picture)

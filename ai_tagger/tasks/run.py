@@ -177,8 +177,16 @@ def _run_locked(
         if table.task == "identify":
             from ai_tagger.tasks.identify import identify_performers
 
+            ffmpeg = ffmpeg_path or shutil.which("ffmpeg") or "ffmpeg"
             return identify_performers(
-                client=client, cache=cache, journal=journal, settings=settings, log=log, limit=limit, dry_run=dry_run
+                client=client,
+                cache=cache,
+                journal=journal,
+                settings=settings,
+                log=log,
+                ffmpeg=ffmpeg,
+                limit=limit,
+                dry_run=dry_run,
             ), None
         if table.task == "report":
             return _with_reset(report(client=client, journal=journal, settings=settings, log=log), cache), None

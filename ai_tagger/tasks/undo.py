@@ -17,6 +17,7 @@ from typing import Any
 
 from ai_tagger.log import Log
 from ai_tagger.stash.client import StashClient
+from ai_tagger.store.faces import PERFORMER
 from ai_tagger.store.journal import STATUS_BY_NAME, Journal
 from ai_tagger.tasks.modes import UNDOABLE, Mode
 from ai_tagger.tasks.summary import MAX_REPORTED_ITEMS
@@ -48,6 +49,7 @@ class UndoSummary:
                 "status_tags": self.removed["status_tags"],
                 "markers": self.removed["markers"],
                 "created_tags": self.removed["created_tags"],
+                "performers": self.removed["performers"],
             },
             "untagged_again": self.untagged_again,
             "notes": self.notes[:MAX_REPORTED_ITEMS],
@@ -112,7 +114,11 @@ class Undo:
             self.log.progress(min(seen / total, 1.0) * 0.9)
 
     def _item(self, run_ids: list[str], kind: str, item_id: str, now: tuple[set[str], set[str]] | None) -> None:
-        added = {self._resolve(t): status for t, status in self.journal.added(run_ids, kind, item_id).items()}
+        journaled = self.journal.added(run_ids, kind, item_id)
+        performers = [t.removeprefix(PERFORMER) for t in journaled if t.startswith(PERFORMER)]
+        added = {self._resolve(t): status for t, status in journaled.items() if not t.startswith(PERFORMER)}
+        if now is not None and performers:
+            self._performers(kind, item_id, performers)
         if now is None:
             self.summary.notes.append(f"{kind} {item_id}: deleted in Stash since the run; skipped")
         else:
@@ -131,6 +137,17 @@ class Undo:
                     self.client.remove_tags(kind, item_id, remove)
         if not self.dry_run:
             self.journal.undone_item(run_ids, kind, item_id)
+
+    def _performers(self, kind: str, item_id: str, performers: list[str]) -> None:
+        """Remove the performers the runs added that the item still has (never one the user set)."""
+        still = sorted(set(performers) & self.client.item_performers(kind, item_id))
+        if not still:
+            return
+        self.summary.removed["performers"] += len(still)
+        if len(self.summary.listed) < MAX_REPORTED_ITEMS:
+            self.summary.listed.append({"kind": kind, "id": item_id, "tags": [], "performers": still})
+        if not self.dry_run:
+            self.client.remove_performers(kind, item_id, still)
 
     def _markers(self, run_ids: list[str] | None) -> None:
         by_scene: dict[str, list[str]] = {}

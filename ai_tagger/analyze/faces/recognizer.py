@@ -1,0 +1,88 @@
+"""Recognise performers in an item's pictures: faces found, embedded and matched against the index.
+
+One :class:`Recognizer` per run: the engine's models and the index load once. It refreshes the
+index first (one query when nothing changed, only changed performers' images read again), so a
+performer added or re-photographed in Stash is known before the first item. Pictures are the
+same frames the tagging pass extracted; faces come from NudeNet's boxes when they are given (the
+local provider already ran it) or the local detector is installed, else dlib's HOG detector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ai_tagger.analyze.faces.engine import FaceEngine, PictureError, face_boxes
+from ai_tagger.analyze.faces.index import FaceIndex, Match
+from ai_tagger.decide.performers import PerformerDecision, decide_performers
+from ai_tagger.log import Log
+from ai_tagger.settings import Settings
+from ai_tagger.stash.client import StashClient
+from ai_tagger.store.cache import Cache
+
+
+@dataclass
+class Recognizer:
+    engine: FaceEngine
+    index: FaceIndex
+    boxes: Any
+    settings: Settings
+    names: dict[str, str]
+
+    @classmethod
+    def open(cls, client: StashClient, cache: Cache, settings: Settings, log: Log) -> Recognizer:
+        """Load the models, refresh the face index from Stash and load it (:class:`FacesMissing` if
+        the packages are absent: nothing was written)."""
+        from ai_tagger.tasks.performers import PerformerIndexer, load_engine, load_index, nudenet_boxes
+
+        engine = load_engine()
+        boxes = nudenet_boxes(log)
+        indexer = PerformerIndexer(client, cache, log, engine, boxes)
+        indexer.run(learn=False)
+        index = load_index(cache)
+        if not len(index):
+            log.warning(
+                "no performer has a face in the index: give performers an image with their face "
+                "(the task Index performer faces says which were skipped and why)"
+            )
+        return cls(engine, index, boxes, settings, dict(indexer.names))
+
+    @property
+    def floor(self) -> float:
+        review = self.settings.performer_review
+        return self.settings.performer_match if review is None else min(review, self.settings.performer_match)
+
+    def matches(
+        self, pictures: Sequence[bytes], detections: Sequence[Sequence[dict[str, Any]]] | None = None
+    ) -> list[list[Match]]:
+        """Each picture's faces matched to performers (past the ambiguity margin and the lowest floor)."""
+        found: list[list[Match]] = []
+        for number, picture in enumerate(pictures):
+            if detections is not None:
+                boxes: list[tuple[int, int, int, int]] | None = face_boxes(detections[number])
+            else:
+                boxes = self.boxes(picture) if self.boxes else None
+            try:
+                faces = self.engine.faces(picture, boxes)
+            except PictureError:
+                faces = []
+            frame = [m for m in (self.index.match(face.embedding, self.floor) for face in faces) if m is not None]
+            found.append(frame)
+        return found
+
+    def decide(
+        self,
+        kind: str,
+        pictures: Sequence[bytes],
+        existing: Collection[str] = (),
+        detections: Sequence[Sequence[dict[str, Any]]] | None = None,
+    ) -> PerformerDecision:
+        return decide_performers(
+            self.matches(pictures, detections),
+            threshold=self.settings.performer_match,
+            review_floor=self.settings.performer_review,
+            min_frames=self.settings.min_frames,
+            kind=kind,
+            existing=existing,
+        )
