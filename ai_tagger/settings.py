@@ -367,9 +367,10 @@ class Settings(BaseModel):
             raise ValueError(
                 f"reviewConfidence ({self.review_confidence:g}) must be below minConfidence ({self.min_confidence:g})"
             )
-        if self.performer_review_confidence is not None and self.performer_review_confidence >= self.performer_threshold:
+        review = self.performer_review_confidence
+        if review is not None and review >= self.performer_threshold:
             raise ValueError(
-                f"performerReviewConfidence ({self.performer_review_confidence:g}) must be below "
+                f"performerReviewConfidence ({review:g}) must be below "
                 f"performerThreshold ({self.performer_threshold:g})"
             )
         return self

@@ -13,8 +13,8 @@ from ai_tagger.analyze.faces.index import FaceIndex, Match
 from ai_tagger.decide.performers import decide_performers
 from ai_tagger.store.cache import SCHEMA_VERSION, Cache
 from ai_tagger.store.faces import MAX_LEARNED, FaceStore, Source
-from tests import faces, media
-from tests.conftest import PLUGIN_ID, run_plugin
+from tests import faces, imports, media
+from tests.conftest import PLUGIN_ID, configure, run_plugin
 from tests.servers.stash_server import FakeStash
 
 pytest.importorskip("dlib")
@@ -41,7 +41,7 @@ def _embedding(engine: FaceEngine, boxes, picture: bytes) -> tuple[float, ...]:
 
 
 def _distance(a, b) -> float:
-    return sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5
+    return sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5
 
 
 def test_the_same_person_altered_is_near_and_different_people_are_far(engine, boxes):
@@ -234,7 +234,7 @@ def test_undo_removes_only_the_performers_the_plugin_added(library):
     stash.set_item_performers(kind, her_image, [people["her"], people["other"]])  # the user adds one
     undo = run_plugin(stash, {"mode": "undo_last"})
     assert undo.error is None, undo.stderr
-    assert undo.output["removed"]["performers"] == 3
+    assert undo.output["removed_performers"] == 3
     assert _cast_of(stash, items) == {
         "her image": {people["other"]},
         "her video": set(),
@@ -251,3 +251,25 @@ def test_identify_dry_run_lists_performers_and_writes_nothing(library):
     assert run.output["dry_run"] is True and run.output["performers_added"] == 3
     assert {tuple(i["performers"]) for i in run.output["items_listed"]} == {("Eileen",), ("Cameraman",)}
     assert all(not cast for name, cast in _cast_of(stash, items).items() if name != "user's")
+
+
+def test_missing_face_packages_end_the_run_with_the_install_command_and_mark_nothing(library, monkeypatch):
+    stash, people, items = library
+    imports.without(monkeypatch, ["dlib"])
+    for mode in ("index_performers", "identify_performers"):
+        run = run_plugin(stash, {"mode": mode})
+        assert run.returncode == 1, run.stderr
+        assert "requirements-faces.txt" in run.error and "Install or update dependencies" in run.error
+        assert len(run.log_lines("e")) == 1 and "Traceback" not in run.stderr
+    assert stash.mutation_count == 0
+
+
+def test_runs_without_recognition_never_import_the_face_packages(stash, model, red_video, monkeypatch, tmp_path):
+    stash.add_scene(red_video)
+    configure(stash, model)
+    out = imports.record(monkeypatch, tmp_path / "modules.txt")
+
+    run = run_plugin(stash, {"mode": "tag_untagged"})
+
+    assert run.output["tagged"] == 1
+    assert imports.top_level(out) & imports.FACES == set()

@@ -221,7 +221,7 @@ class StashClient:
             rows = data[rows_key]
             for row in rows:
                 yield CastItem(
-                    kind=kind,  # type: ignore[arg-type]
+                    kind=kind,
                     id=str(row["id"]),
                     performers=row.get("performers") or [],
                     picture=(row.get("paths") or {}).get(picture),

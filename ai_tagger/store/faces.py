@@ -34,7 +34,7 @@ STATES = ("indexed", "silhouette", "no_face", "corrupt", "skipped")
 
 @dataclass(frozen=True)
 class Source:
-    """What a picture was when last read: ``version`` (e.g. the image URL with its timestamp), its checksum and outcome."""
+    """What a picture was when last read: ``version`` (the image URL, with its timestamp), checksum, outcome."""
 
     origin: str
     performer_id: str

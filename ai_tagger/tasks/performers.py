@@ -185,7 +185,7 @@ class PerformerIndexer:
 
 
 def _distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    return float(sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5)
+    return float(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5)
 
 
 def load_index(cache: Cache) -> FaceIndex:

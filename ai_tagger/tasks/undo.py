@@ -39,7 +39,11 @@ class UndoSummary:
 
     def as_output(self) -> dict[str, Any]:
         verb = "would_remove" if self.dry_run else "removed"
+        performers = (
+            {f"{verb}_performers": self.removed["performers"]} if "performers" in self.removed else {}
+        )
         return {
+            **performers,
             "mode": self.mode,
             "dry_run": self.dry_run,
             "runs": self.runs,
@@ -49,7 +53,6 @@ class UndoSummary:
                 "status_tags": self.removed["status_tags"],
                 "markers": self.removed["markers"],
                 "created_tags": self.removed["created_tags"],
-                "performers": self.removed["performers"],
             },
             "untagged_again": self.untagged_again,
             "notes": self.notes[:MAX_REPORTED_ITEMS],
