@@ -223,6 +223,12 @@ class Settings(BaseModel):
         description="Apply tags the model names without a confidence (names-only answers, common with "
         "LLaVA-class models). Off: they go to review when Review confidence is set, else are not applied.",
     )
+    write_details: bool = Field(
+        False,
+        title="Write descriptions",
+        description="With the openai provider the tag request also asks for a 1-3 sentence description, written "
+        "to the item's Details only where they are empty (never over yours); undo clears it while unchanged.",
+    )
     max_answer_tokens: int | None = Field(
         None,
         ge=64,
@@ -264,7 +270,8 @@ class Settings(BaseModel):
         le=100,
         title="Performer review (%)",
         description="Performer matches between this and Performer match are not added; the item gets AI_Review "
-        "and the performer is suggested on the review page. Empty = off.",
+        "and the performer is suggested on the review page. Empty = Review confidence when that is below "
+        "Performer match, else off.",
     )
 
     @field_validator(
@@ -382,7 +389,12 @@ class Settings(BaseModel):
 
     @property
     def performer_review(self) -> float | None:
-        return None if self.performer_review_confidence is None else self.performer_review_confidence / 100
+        """The performer review floor: ``performerReviewConfidence``, else ``reviewConfidence`` when
+        that is below ``performerThreshold`` (one review floor for users who set only that one)."""
+        floor = self.performer_review_confidence
+        if floor is None and self.review_confidence is not None and self.review_confidence < self.performer_threshold:
+            floor = self.review_confidence
+        return None if floor is None else floor / 100
 
     @property
     def review_threshold(self) -> float | None:

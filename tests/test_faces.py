@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from ai_tagger.analyze.base import PerformerFinding
 from ai_tagger.analyze.faces.engine import FaceEngine, PictureError
 from ai_tagger.analyze.faces.index import FaceIndex, Match
-from ai_tagger.decide.performers import decide_performers
+from ai_tagger.analyze.faces.recognizer import per_performer
+from ai_tagger.decide.decision import APPLY, BELOW, REVIEW, Policy
+from ai_tagger.decide.item import ON_ITEM, Inputs, decide_performers
+from ai_tagger.decide.vocabulary import Vocabulary
+from ai_tagger.settings import Settings
 from ai_tagger.store.cache import SCHEMA_VERSION, Cache
 from ai_tagger.store.faces import MAX_LEARNED, FaceStore, Source
 from tests import faces, imports, media
@@ -102,14 +107,29 @@ def test_a_performer_with_several_faces_matches_by_the_nearest():
 
 def test_a_scene_needs_the_performer_in_min_frames_and_an_image_one():
     strong, weak = Match("7", 0.7, 0.3), Match("8", 0.5, 0.5)
-    frames = [[strong, weak], [strong], []]
-    scene = decide_performers(frames, threshold=0.6, review_floor=0.45, min_frames=2, kind="scene")
-    assert [v.performer_id for v in scene.applied] == ["7"] and scene.applied[0].frames == (1, 2)
-    assert scene.review == ()  # 8 was seen once: below minFrames even for review
-    image = decide_performers([[weak]], threshold=0.6, review_floor=0.45, min_frames=2, kind="image")
-    assert image.applied == () and [v.performer_id for v in image.review] == ["8"]
-    mine = decide_performers([[strong]], threshold=0.6, review_floor=None, min_frames=1, kind="image", existing={"7"})
-    assert mine.applied == ()
+    names = {"7": "Seven", "8": "Eight"}
+    [seven] = per_performer([[strong, weak], [strong], []], names, needed=2)
+    assert (seven.performer_id, seven.confidence, seven.frames) == ("7", 0.7, (1, 2))  # 8: one frame only
+    [eight] = per_performer([[weak]], names, needed=1)
+    assert eight.confidence == 0.5
+
+
+def test_performers_are_decided_on_their_own_threshold_and_review_floor():
+    settings = Settings.from_stash({"performerThreshold": 60, "performerReviewConfidence": 45, "minConfidence": 90})
+    policy = Policy.from_settings(settings)
+    matches = per_performer([[Match("7", 0.7, 0.3), Match("8", 0.5, 0.5), Match("9", 0.62, 0.38)]],
+                            {"7": "Seven", "8": "Eight", "9": "Nine"}, needed=1)
+    inputs = Inputs(policy=policy, vocabulary=Vocabulary([]), current_performers=frozenset({"9"}))
+    verdicts = decide_performers(PerformerFinding(matches), inputs)
+    assert [(v.performer_id, v.outcome) for v in verdicts] == [("7", APPLY), ("9", ON_ITEM), ("8", REVIEW)]
+    off = Inputs(policy=Policy.from_settings(Settings.from_stash({})), vocabulary=Vocabulary([]))
+    assert [v.outcome for v in decide_performers(PerformerFinding(matches), off)] == [APPLY, APPLY, BELOW]
+
+
+def test_review_confidence_is_the_performer_review_floor_unless_it_is_set_apart():
+    assert Settings.from_stash({"reviewConfidence": 40}).performer_review == 0.4
+    assert Settings.from_stash({"reviewConfidence": 40, "performerReviewConfidence": 30}).performer_review == 0.3
+    assert Settings.from_stash({"reviewConfidence": 58, "minConfidence": 70}).performer_review is None
 
 
 def test_the_face_tables_are_a_migration_of_the_cache_file(tmp_path):
@@ -208,12 +228,12 @@ def test_identify_performers_puts_each_performer_on_their_items_and_nothing_on_f
     run = run_plugin(stash, {"mode": "identify_performers"}, timeout=300)
     assert run.error is None, run.stderr
     assert _cast_of(stash, items) == {
-        "her image": {people["her"]},
-        "her video": {people["her"]},
-        "his image": {people["him"]},
+        "her image": {"Eileen"},
+        "her video": {"Eileen"},
+        "his image": {"Cameraman"},
         "cat": set(),
         "cup": set(),
-        "user's": {people["other"]},
+        "user's": {"Someone Else"},
     }
     assert run.output["performers_added"] == 3
 
@@ -231,17 +251,17 @@ def test_undo_removes_only_the_performers_the_plugin_added(library):
     stash, people, items = library
     assert run_plugin(stash, {"mode": "identify_performers"}, timeout=300).error is None
     kind, her_image = items["her image"]
-    stash.set_item_performers(kind, her_image, [people["her"], people["other"]])  # the user adds one
+    stash.set_item_performers(kind, her_image, ["Eileen", "Someone Else"])  # the user adds one
     undo = run_plugin(stash, {"mode": "undo_last"})
     assert undo.error is None, undo.stderr
-    assert undo.output["removed_performers"] == 3
+    assert undo.output["removed"]["performers"] == 3
     assert _cast_of(stash, items) == {
-        "her image": {people["other"]},
+        "her image": {"Someone Else"},
         "her video": set(),
         "his image": set(),
         "cat": set(),
         "cup": set(),
-        "user's": {people["other"]},
+        "user's": {"Someone Else"},
     }
 
 
@@ -249,7 +269,7 @@ def test_identify_dry_run_lists_performers_and_writes_nothing(library):
     stash, people, items = library
     run = run_plugin(stash, {"mode": "identify_performers", "dryRun": True}, timeout=300)
     assert run.output["dry_run"] is True and run.output["performers_added"] == 3
-    assert {tuple(i["performers"]) for i in run.output["items_listed"]} == {("Eileen",), ("Cameraman",)}
+    assert {p["performer"] for i in run.output["items_listed"] for p in i["performers"]} == {"Eileen", "Cameraman"}
     assert all(not cast for name, cast in _cast_of(stash, items).items() if name != "user's")
 
 

@@ -9,7 +9,7 @@ from ai_tagger.analyze.gateway.base import Candidate
 from ai_tagger.decide.decision import APPLY, BELOW, Policy, Verdict, decide
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.settings import Settings, data_dir
-from ai_tagger.stash.models import Tag
+from ai_tagger.stash.models import ItemState, Tag
 from ai_tagger.store.cache import MIGRATIONS, Cache
 from ai_tagger.store.journal import Journal, Write
 from ai_tagger.tasks.modes import UNDOABLE
@@ -74,15 +74,15 @@ def _applications(journal: Journal, scores: list[float], rejected: int) -> None:
         journal.intend(run_id, "image", str(index), [Write(DOG.id, False, verdict)])
         journal.done(run_id, "image", str(index))
     for index in range(rejected):
-        assert journal.rejected("image", str(index), current=set()) == {DOG.id}
+        assert journal.rejected("image", str(index), ItemState()) == {DOG.id}
 
 
 def test_a_tag_removed_by_the_user_is_a_rejection_only_once_and_only_on_that_item():
     journal = Journal(Cache(None))
     _applications(journal, [0.7, 0.8], rejected=1)
 
-    assert journal.rejected("image", "0", current=set()) == {DOG.id}
-    assert journal.rejected("image", "1", current={DOG.id}) == set()
+    assert journal.rejected("image", "0", ItemState()) == {DOG.id}
+    assert journal.rejected("image", "1", ItemState(tag_ids={DOG.id})) == set()
     [stat] = journal.tag_stats()
     assert stat == {
         "tag_id": "5", "applied": 2, "rejected": 1, "rejection_rate": 0.5,

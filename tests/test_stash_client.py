@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ai_tagger.stash.client import StashClient, StashError
-from ai_tagger.stash.models import ServerConnection
+from ai_tagger.stash.models import ItemUpdate, ServerConnection
 
 
 def client_for(stash) -> StashClient:
@@ -17,7 +17,7 @@ def test_untagged_pages_by_id_while_items_get_tagged(stash, tmp_path):
     seen = []
     for item in client.untagged("scene", page_size=10):
         seen.append(item.id)
-        client.add_tags("scene", item.id, [done])  # the item leaves the untagged set at once
+        client.update_item("scene", item.id, ItemUpdate(add_tags=(done,)))  # the item leaves the untagged set at once
     assert seen == ids
 
 

@@ -1,27 +1,26 @@
 """Getting a model's answer for an item: from the cache, else pictures -> provider -> cache.
 
-Shared by all workers of a run. Frame extraction is bounded by CPU count and gateway calls by
-``concurrency``; items with the same cache key (duplicate files) wait for each other so that a
+Shared by all workers of a run. Gateway calls are bounded by ``concurrency`` (frame extraction
+by the item's shared media); items with the same cache key (duplicate files) wait for each other so that a
 duplicate is answered from the cache instead of being paid for twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ai_tagger.analyze.gateway.answer import MAX_ENUM
 from ai_tagger.analyze.gateway.base import Provider, TagAnswer, TagRequest
-from ai_tagger.analyze.gateway.prompt import PROMPT_VERSION, item_context
+from ai_tagger.analyze.gateway.prompt import PROMPT_VERSION, item_context, transcript_context
 from ai_tagger.analyze.gateway.split import chunks, merge
 from ai_tagger.decide.vocabulary import Vocabulary, prompt_entry
-from ai_tagger.errors import GatewayError, MediaError, StashError
+from ai_tagger.errors import GatewayError
 from ai_tagger.log import Log
 from ai_tagger.media.grid import contact_sheet
-from ai_tagger.media.source import MediaOptions, shots
+from ai_tagger.media.source import ItemMedia
 from ai_tagger.settings import STATUS_TAGS, Settings
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item
@@ -38,7 +37,6 @@ class Answers:
         settings: Settings,
         provider: Provider | None,
         log: Log,
-        ffmpeg: str,
         vocabulary: Vocabulary,
         cache: Cache | None,
     ) -> None:
@@ -48,21 +46,12 @@ class Answers:
         self.vocabulary = vocabulary
         self.log = log
         self.cache = cache
-        self.media = MediaOptions(
-            ffmpeg=ffmpeg,
-            frames_per_scene=settings.frames_per_scene,
-            max_side=settings.max_image_side,
-            headers=client.auth_headers,
-            frame_interval=settings.frame_interval,
-            max_frames=settings.max_frames_per_scene,
-        )
         own = {t.id for t in (vocabulary.exact(n) for n in (*STATUS_TAGS, settings.created_tag_parent)) if t}
         budget = 0 if settings.local else settings.vocabulary_budget
         offered = vocabulary.prompt_tags(budget, parent=settings.vocabulary_parent, exclude_ids=own)
         self.hint = [prompt_entry(tag) for tag in offered]
         closed = settings.only_existing_tags and 0 < len(offered) <= MAX_ENUM
         self.allowed = [tag.name for tag in offered] if closed else []
-        self._media_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._gateway_slots = threading.BoundedSemaphore(settings.concurrency)
         self._locks_guard = threading.Lock()
         self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
@@ -92,24 +81,20 @@ class Answers:
         """A stored answer, without any call."""
         return self.cache.get(cache_key) if self.cache is not None and cache_key else None
 
-    def answer(self, item: Item) -> TagAnswer:
+    def answer(self, item: Item, media: ItemMedia, *, transcript: str = "") -> TagAnswer:
         """The model's candidates for an item: from the cache, else from the gateway.
 
         Items with the same key (duplicate files) wait for each other, so the second one finds
         the first one's answer in the cache instead of paying for it again.
         """
         context = item_context(item) if self.settings.include_context and not self.settings.local else ""
+        if transcript and not self.settings.local:
+            context = "\n".join(part for part in (context, transcript_context(transcript)) if part)
         cache_key = self._key(item, context)
         if self.cache is None or cache_key is None:
-            return self._ask(item, context, None)
+            return self._ask(item, media, context, None)
         with self._key_lock(cache_key):
-            return self.cached(cache_key) or self._ask(item, context, cache_key)
-
-    def _fetch(self, url: str) -> bytes:
-        try:
-            return self.client.download(url)
-        except StashError as exc:
-            raise MediaError(str(exc)) from None
+            return self.cached(cache_key) or self._ask(item, media, context, cache_key)
 
     def _key(self, item: Item, context: str) -> str | None:
         if item.file is None:
@@ -121,7 +106,9 @@ class Answers:
             # A different plan, so dense and spread answers never mix in the cache.
             every = ("every", settings.frame_interval, settings.max_frames_per_scene, settings.frames_per_request)
             plan = (*every, *plan[1:])
-        gateway = (settings.provider, settings.gateway_url, settings.model, PROMPT_VERSION)
+        gateway: tuple[object, ...] = (settings.provider, settings.gateway_url, settings.model, PROMPT_VERSION)
+        if self.describes:
+            gateway = (*gateway, "describe")  # an answer without a description must not stand in for one
         return answer_key(item.file.fingerprint(), item.kind, plan, gateway, context)
 
     @contextmanager
@@ -139,6 +126,11 @@ class Answers:
                     del self._key_locks[cache_key]
                 else:
                     self._key_locks[cache_key] = (lock, users - 1)
+
+    @property
+    def describes(self) -> bool:
+        """The tag request also asks for a description (``writeDetails``; the provider may ignore it)."""
+        return self.settings.write_details and not self.settings.local
 
     def _dense(self, item: Item) -> bool:
         return item.kind == "scene" and self.settings.frame_interval > 0
@@ -159,6 +151,7 @@ class Answers:
             allowed_names=self.allowed,
             context=context,
             detail=self.settings.image_detail,
+            describe=self.describes,
         )
 
     def _describe(self, request: TagRequest) -> TagAnswer:
@@ -167,9 +160,8 @@ class Answers:
         with self._gateway_slots:
             return self.provider.describe(request)
 
-    def _ask(self, item: Item, context: str, cache_key: str | None) -> TagAnswer:
-        with self._media_slots:
-            shot = shots(item, self.media, self._fetch)
+    def _ask(self, item: Item, media: ItemMedia, context: str, cache_key: str | None) -> TagAnswer:
+        shot = media.shots()
         frame_count = len(shot.pictures)
         if self._dense(item) and not self.settings.local:
             # The local model takes every frame at once (it batches them itself).
@@ -185,6 +177,7 @@ class Answers:
             getattr(self.log, note.level)(f"{item.label}: {note.text}")
         if self.cache is not None and cache_key is not None and item.file is not None:
             self.cache.put(
-                cache_key, item.file.fingerprint(), answer.candidates, frame_count, answer.usage, times=shot.times
-            )
+                cache_key, item.file.fingerprint(), answer.candidates, frame_count, answer.usage, times=shot.times,
+                description=answer.description,
+            )  # fmt: skip
         return dataclasses.replace(answer, frame_count=frame_count, key=cache_key, cached=False, times=shot.times)

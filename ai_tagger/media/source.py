@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from ai_tagger.media.errors import MediaError
 from ai_tagger.media.frames import extract_dense, extract_frames, timestamps
@@ -77,3 +79,24 @@ def shots(item: Item, options: MediaOptions, fetch: Fetch) -> Shots:
         with open(file.path, "rb") as handle:
             return Shots([prepare_image(handle, max_side=options.max_side)])
     return Shots([prepare_image(fetch(str(item.media_url)), max_side=options.max_side)])
+
+
+class ItemMedia:
+    """One item's media, extracted at most once and shared by every analyzer of the item.
+
+    Frames are extracted on first use (under ``slots``, the run's CPU bound for ffmpeg), so an
+    item answered from the cache extracts nothing. One worker handles one item, so no lock.
+    """
+
+    def __init__(self, item: Item, options: MediaOptions, fetch: Fetch, slots: AbstractContextManager[Any]) -> None:
+        self.item = item
+        self.options = options
+        self.fetch = fetch
+        self._slots = slots
+        self._shots: Shots | None = None
+
+    def shots(self) -> Shots:
+        if self._shots is None:
+            with self._slots:
+                self._shots = shots(self.item, self.options, self.fetch)
+        return self._shots

@@ -8,7 +8,7 @@ never shift the pages and a 100,000-scene library streams in constant memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -17,7 +17,17 @@ from ai_tagger import PLUGIN_ID
 from ai_tagger.errors import StashError
 from ai_tagger.retry import PooledSessions, RetryPolicy
 from ai_tagger.stash import queries
-from ai_tagger.stash.models import CastItem, Item, Performer, SceneMarker, SceneMarks, ServerConnection, Tag
+from ai_tagger.stash.models import (
+    CastItem,
+    Item,
+    ItemState,
+    ItemUpdate,
+    Performer,
+    SceneMarker,
+    SceneMarks,
+    ServerConnection,
+    Tag,
+)
 
 PAGE_SIZE = 100
 TAG_PAGE_SIZE = 1000
@@ -230,34 +240,32 @@ class StashClient:
                 return
             page += 1
 
-    def add_performers(self, kind: str, item_id: str, performer_ids: list[str], tag_ids: list[str]) -> None:
-        """Add performers and tags in one mutation, never removing any."""
-        document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
-        update: dict[str, Any] = {"ids": [item_id], "performer_ids": {"ids": performer_ids, "mode": "ADD"}}
-        if tag_ids:
-            update["tag_ids"] = {"ids": tag_ids, "mode": "ADD"}
-        self.execute(document, {"input": update})
+    def update_item(self, kind: str, item_id: str, update: ItemUpdate) -> None:
+        """One mutation for the whole update: the item is written whole or not at all.
 
-    def item_performers(self, kind: str, item_id: str) -> set[str]:
-        """The performers an item has now (empty when it was deleted)."""
-        document, field = (queries.SCENE_CAST, "findScenes") if kind == "scene" else (queries.IMAGE_CAST, "findImages")
-        key = "scene_filter" if kind == "scene" else "image_filter"
-        data = self.execute(document, {key: {"id": {"value": int(item_id), "modifier": "EQUALS"}}})[field]
-        rows = data["scenes" if kind == "scene" else "images"]
-        return {str(p["id"]) for row in rows for p in row.get("performers") or []}
-
-    def remove_performers(self, kind: str, item_id: str, performer_ids: list[str]) -> None:
-        """Remove exactly these performers (only ever ones this plugin added itself)."""
-        document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
-        self.execute(document, {"input": {"ids": [item_id], "performer_ids": {"ids": performer_ids, "mode": "REMOVE"}}})
-
-    def add_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
-        """Add tags in one mutation, never removing any: the item is written whole or not at all."""
-        self._update_tags(kind, item_id, tag_ids, "ADD")
-
-    def remove_tags(self, kind: str, item_id: str, tag_ids: list[str]) -> None:
-        """Remove exactly these tags (only ever tags this plugin applied itself)."""
-        self._update_tags(kind, item_id, tag_ids, "REMOVE")
+        Adds (and ``details``) go in one ``bulk<Kind>Update`` input; when there are removals too,
+        a second aliased field of the same mutation takes them, so it is still one request.
+        Removals only ever name what this plugin added itself.
+        """
+        if not update:
+            return
+        add: dict[str, Any] = {"ids": [item_id]}
+        remove: dict[str, Any] = {"ids": [item_id]}
+        for name, (added, removed) in (
+            ("tag_ids", (update.add_tags, update.remove_tags)),
+            ("performer_ids", (update.add_performers, update.remove_performers)),
+        ):
+            if added:
+                add[name] = {"ids": list(added), "mode": "ADD"}
+            if removed:
+                remove[name] = {"ids": list(removed), "mode": "REMOVE"}
+        if update.details is not None:
+            add["details"] = update.details
+        kind_queries = _KINDS[kind]
+        if len(add) > 1 and len(remove) > 1:
+            self.execute(kind_queries.review_update, {"add": add, "remove": remove})
+        else:
+            self.execute(kind_queries.update, {"input": add if len(add) > 1 else remove})
 
     def scene_marks(self, scene_id: str, *, with_end: bool = True) -> SceneMarks | None:
         """The scene's tags and markers (end times only where Stash has them); None if the scene is gone."""
@@ -277,25 +285,21 @@ class StashClient:
             payload["end_seconds"] = end_seconds
         return str(self.execute(queries.SCENE_MARKER_CREATE, {"input": payload})["sceneMarkerCreate"]["id"])
 
-    def current(self, kind: str, ids: list[str]) -> dict[str, tuple[set[str], set[str]]]:
-        """``id -> (tag ids, marker ids)`` of the items that still exist (a deleted one is absent)."""
+    def current(self, kind: str, ids: list[str]) -> dict[str, ItemState]:
+        """What the items that still exist hold now (a deleted one is absent)."""
         if not ids:
             return {}
-        document, field = (queries.SCENE_TAGS, "findScenes") if kind == "scene" else (queries.IMAGE_TAGS, "findImages")
-        data = self.execute(document, {"ids": ids, "filter": {"per_page": -1}})[field]
-        rows = data["scenes" if kind == "scene" else "images"]
+        kind_queries = _KINDS[kind]
+        data = self.execute(kind_queries.tags, {"ids": ids, "filter": {"per_page": -1}})[kind_queries.field]
         return {
-            str(row["id"]): (
-                {str(t["id"]) for t in row.get("tags") or []},
-                {str(m["id"]) for m in row.get("scene_markers") or []},
+            str(row["id"]): ItemState(
+                tag_ids={str(t["id"]) for t in row.get("tags") or []},
+                marker_ids={str(m["id"]) for m in row.get("scene_markers") or []},
+                performer_ids={str(p["id"]) for p in row.get("performers") or []},
+                details=row.get("details"),
             )
-            for row in rows
+            for row in data[kind_queries.rows]
         }
-
-    def current_tags(self, kind: str, item_id: str) -> set[str] | None:
-        """The item's tag ids now; None if it was deleted in Stash."""
-        found = self.current(kind, [item_id]).get(item_id)
-        return None if found is None else found[0]
 
     def tag_usage(self, tag_ids: list[str]) -> dict[str, int]:
         """How many objects use each tag (scenes, images, markers, galleries, ... and child tags).
@@ -319,14 +323,10 @@ class StashClient:
         """Title, picture URL and tags (id -> name) of the items that still exist."""
         if not ids:
             return {}
-        document, field, rows = (
-            (queries.REVIEW_SCENES, "findScenes", "scenes")
-            if kind == "scene"
-            else (queries.REVIEW_IMAGES, "findImages", "images")
-        )
-        data = self.execute(document, {"ids": ids, "filter": {"per_page": -1}})[field]
+        kind_queries = _KINDS[kind]
+        data = self.execute(kind_queries.review, {"ids": ids, "filter": {"per_page": -1}})[kind_queries.field]
         found = {}
-        for row in data[rows]:
+        for row in data[kind_queries.rows]:
             files = row.get("files") or row.get("visual_files") or [{}]
             path = str((files[0] or {}).get("path") or "")
             paths = row.get("paths") or {}
@@ -334,26 +334,10 @@ class StashClient:
                 title=row.get("title") or path.replace("\\", "/").rsplit("/", 1)[-1] or f"{kind} {row['id']}",
                 picture=paths.get("screenshot") or paths.get("thumbnail"),
                 tags={str(t["id"]): str(t["name"]) for t in row.get("tags") or []},
+                performers={str(t["id"]): str(t["name"]) for t in row.get("performers") or []},
             )
         return found
 
-    def add_and_remove_tags(self, kind: str, item_id: str, add: list[str], remove: list[str]) -> None:
-        """One mutation that adds some tags and removes others (either list may be empty)."""
-        if not add or not remove:
-            self._update_tags(kind, item_id, add or remove, "ADD" if add else "REMOVE")
-            return
-        document = queries.REVIEW_SCENE_UPDATE if kind == "scene" else queries.REVIEW_IMAGE_UPDATE
-        self.execute(
-            document,
-            {
-                "add": {"ids": [item_id], "tag_ids": {"ids": add, "mode": "ADD"}},
-                "remove": {"ids": [item_id], "tag_ids": {"ids": remove, "mode": "REMOVE"}},
-            },
-        )
-
-    def _update_tags(self, kind: str, item_id: str, tag_ids: list[str], mode: str) -> None:
-        document = queries.BULK_SCENE_UPDATE if kind == "scene" else queries.BULK_IMAGE_UPDATE
-        self.execute(document, {"input": {"ids": [item_id], "tag_ids": {"ids": tag_ids, "mode": mode}}})
 
 
 @dataclass(frozen=True)
@@ -361,6 +345,7 @@ class ReviewItem:
     title: str
     picture: str | None
     tags: dict[str, str]
+    performers: dict[str, str] = field(default_factory=dict)
 
 
 def _why(exc: requests.RequestException) -> str:
@@ -380,18 +365,40 @@ def _untagged() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _KindQueries:
+    """Every document one item kind needs, so a kind is a row here rather than a branch per method."""
+
     documents: tuple[str, ...]
     field: str
     rows: str
     filter_key: str
     build: Callable[[dict[str, Any]], Item]
+    tags: str
+    update: str
+    review: str
+    review_update: str
 
 
 _KINDS = {
     "scene": _KindQueries(
-        (queries.FIND_SCENES, queries.FIND_SCENES_PLAIN), "findScenes", "scenes", "scene_filter", Item.from_scene
+        (queries.FIND_SCENES, queries.FIND_SCENES_PLAIN),
+        "findScenes",
+        "scenes",
+        "scene_filter",
+        Item.from_scene,
+        queries.SCENE_TAGS,
+        queries.BULK_SCENE_UPDATE,
+        queries.REVIEW_SCENES,
+        queries.REVIEW_SCENE_UPDATE,
     ),
     "image": _KindQueries(
-        (queries.FIND_IMAGES, queries.FIND_IMAGES_PLAIN), "findImages", "images", "image_filter", Item.from_image
+        (queries.FIND_IMAGES, queries.FIND_IMAGES_PLAIN),
+        "findImages",
+        "images",
+        "image_filter",
+        Item.from_image,
+        queries.IMAGE_TAGS,
+        queries.BULK_IMAGE_UPDATE,
+        queries.REVIEW_IMAGES,
+        queries.REVIEW_IMAGE_UPDATE,
     ),
 }

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_tagger.stash import endpoint
+
+
+class Kind(str, Enum):
+    """The kinds of Stash item the plugin reads and writes (the value is Stash's own word)."""
+
+    SCENE = "scene"
+    IMAGE = "image"
+    GALLERY = "gallery"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class _Model(BaseModel):
@@ -117,12 +130,15 @@ class MediaFile(_Model):
 
 
 class Item(_Model):
-    """A scene or an image, reduced to what tagging needs."""
+    """A scene or an image, reduced to what tagging needs (and what the analyzers may read)."""
 
-    kind: Literal["scene", "image"]
+    kind: Kind
     id: str
     title: str | None = None
     tag_ids: list[str] = Field(default_factory=list)
+    performer_ids: list[str] = Field(default_factory=list)
+    details: str | None = None
+    """The item's description in Stash; the plugin writes one only where this is empty."""
     file: MediaFile | None = None
     media_url: str | None = None
 
@@ -135,10 +151,12 @@ class Item(_Model):
     def from_scene(cls, raw: dict[str, Any]) -> Item:
         files = raw.get("files") or []
         return cls(
-            kind="scene",
+            kind=Kind.SCENE,
             id=raw["id"],
             title=raw.get("title"),
             tag_ids=[t["id"] for t in raw.get("tags") or []],
+            performer_ids=[p["id"] for p in raw.get("performers") or []],
+            details=raw.get("details"),
             file=MediaFile.model_validate({**files[0], "__typename": "VideoFile"}) if files else None,
             media_url=(raw.get("paths") or {}).get("stream"),
         )
@@ -147,12 +165,43 @@ class Item(_Model):
     def from_image(cls, raw: dict[str, Any]) -> Item:
         files = raw.get("visual_files") or []
         return cls(
-            kind="image",
+            kind=Kind.IMAGE,
             id=raw["id"],
             title=raw.get("title"),
             tag_ids=[t["id"] for t in raw.get("tags") or []],
+            performer_ids=[p["id"] for p in raw.get("performers") or []],
+            details=raw.get("details"),
             file=MediaFile.model_validate(files[0]) if files else None,
             media_url=(raw.get("paths") or {}).get("image"),
+        )
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """An item as it is in Stash now: what undo and re-apply compare the journal with."""
+
+    tag_ids: set[str] = field(default_factory=set)
+    marker_ids: set[str] = field(default_factory=set)
+    performer_ids: set[str] = field(default_factory=set)
+    details: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemUpdate:
+    """One write to one item: adds, removals and a new description, sent as a single mutation.
+
+    ``details`` None leaves the item's description alone; ``""`` clears it.
+    """
+
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+    add_performers: tuple[str, ...] = ()
+    remove_performers: tuple[str, ...] = ()
+    details: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.add_tags or self.remove_tags or self.add_performers or self.remove_performers) or (
+            self.details is not None
         )
 
 

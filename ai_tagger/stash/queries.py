@@ -70,7 +70,9 @@ query FindScenes($filter: FindFilterType, $scene_filter: SceneFilterType, $ids: 
     scenes {
       id
       title
+      details
       tags { id }
+      performers { id }
       files { path duration FINGERPRINTS }
       paths { stream }
     }
@@ -85,7 +87,9 @@ query FindImages($filter: FindFilterType, $image_filter: ImageFilterType, $ids: 
     images {
       id
       title
+      details
       tags { id }
+      performers { id }
       visual_files {
         __typename
         ... on BaseFile { path zip_file { path } FINGERPRINTS }
@@ -107,7 +111,7 @@ FIND_IMAGES_PLAIN = _IMAGE.replace("FindImages(", "FindImagesPlain(").replace(" 
 SCENE_TAGS = """
 query SceneTags($ids: [ID!], $filter: FindFilterType) {
   findScenes(ids: $ids, filter: $filter) {
-    scenes { id tags { id } scene_markers { id } }
+    scenes { id details tags { id } performers { id } scene_markers { id } }
   }
 }
 """
@@ -115,7 +119,7 @@ query SceneTags($ids: [ID!], $filter: FindFilterType) {
 IMAGE_TAGS = """
 query ImageTags($ids: [ID!], $filter: FindFilterType) {
   findImages(ids: $ids, filter: $filter) {
-    images { id tags { id } }
+    images { id details tags { id } performers { id } }
   }
 }
 """
@@ -186,7 +190,7 @@ mutation SceneMarkerCreate($input: SceneMarkerCreateInput!) {
 REVIEW_SCENES = """
 query ReviewScenes($ids: [ID!], $filter: FindFilterType) {
   findScenes(ids: $ids, filter: $filter) {
-    scenes { id title files { path } paths { screenshot } tags { id name } }
+    scenes { id title files { path } paths { screenshot } tags { id name } performers { id name } }
   }
 }
 """
@@ -200,12 +204,13 @@ query ReviewImages($ids: [ID!], $filter: FindFilterType) {
       visual_files { ... on BaseFile { path } }
       paths { thumbnail }
       tags { id name }
+      performers { id name }
     }
   }
 }
 """
 
-# A review decision adds and removes in one request: both fields run in order, in one mutation.
+# An item update that adds and removes in one request: both fields run in order, in one mutation.
 REVIEW_SCENE_UPDATE = """
 mutation ReviewSceneUpdate($add: BulkSceneUpdateInput!, $remove: BulkSceneUpdateInput!) {
   add: bulkSceneUpdate(input: $add) { id }

@@ -156,6 +156,29 @@ CREATE TABLE IF NOT EXISTS markers (
 CREATE INDEX IF NOT EXISTS markers_scene ON markers (scene_id);
 CREATE INDEX IF NOT EXISTS markers_state ON markers (state);
 """,
+    # The analyzer seam (issue 24): an answer's description, and what a run wrote to an item
+    # besides tags (``field``: ``performer`` with the performer's id, ``details`` with the text),
+    # journaled like ``writes`` so undo takes back exactly that.
+    """
+ALTER TABLE answers ADD COLUMN description TEXT;
+CREATE TABLE IF NOT EXISTS field_writes (
+    run_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    had INTEGER NOT NULL,
+    score REAL,
+    rule TEXT,
+    done REAL,
+    undone REAL,
+    dropped REAL,
+    rejected REAL,
+    PRIMARY KEY (run_id, kind, item_id, field, value)
+);
+CREATE INDEX IF NOT EXISTS field_writes_by_item ON field_writes (kind, item_id);
+""",
     # The face index (issue 21): performers' face embeddings and what each picture was when read.
     FACES_SCHEMA,
 )
@@ -273,7 +296,8 @@ class Cache:
         """
         with self._lock:
             row = self._db.execute(
-                "SELECT candidates, frame_count, times FROM answers LEFT JOIN answer_times USING (key) WHERE key = ?",
+                "SELECT candidates, frame_count, times, description FROM answers LEFT JOIN answer_times USING (key) "
+                "WHERE key = ?",
                 (key,),
             ).fetchone()
         if row is None:
@@ -283,7 +307,10 @@ class Cache:
             times = tuple(float(t) for t in json.loads(row[2] or "[]"))
         except (ValueError, TypeError):
             return None
-        return TagAnswer(candidates, Usage(), calls=0, frame_count=int(row[1]), key=key, cached=True, times=times)
+        return TagAnswer(
+            candidates, Usage(), calls=0, frame_count=int(row[1]), key=key, cached=True, times=times,
+            description=row[3],
+        )  # fmt: skip
 
     def put(
         self,
@@ -293,6 +320,7 @@ class Cache:
         frame_count: int,
         usage: Usage,
         times: tuple[float, ...] = (),
+        description: str | None = None,
     ) -> None:
         """Store an answer, and its frames' times (for markers) in the same transaction."""
         payload = json.dumps([c.model_dump(mode="json") for c in candidates])
@@ -300,8 +328,11 @@ class Cache:
             self._db.execute("BEGIN")
             try:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, fingerprint, payload, frame_count, usage.prompt_tokens, usage.completion_tokens, time.time()),
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key, fingerprint, payload, frame_count, usage.prompt_tokens, usage.completion_tokens,
+                        time.time(), description,
+                    ),  # fmt: skip
                 )
                 if times:
                     self._db.execute("INSERT OR REPLACE INTO answer_times VALUES (?, ?)", (key, json.dumps(times)))

@@ -21,9 +21,6 @@ from ai_tagger.store.cache import FACES_SCHEMA, Cache
 
 __all__ = ["FACES_SCHEMA", "FaceStore", "Source"]
 
-PERFORMER = "performer:"
-"""The journal's ``writes`` rows for a performer the plugin added carry this before the performer's
-id in ``tag_id`` (tags carry bare ids), so undo removes performers exactly as it removes tags."""
 DIMENSIONS = 128
 MAX_LEARNED = 8
 """Faces learned from the library per performer: enough angles and lighting to help, few enough

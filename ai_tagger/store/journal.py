@@ -2,7 +2,8 @@
 
 Kept in the cache's SQLite file (tables made by ``cache.MIGRATIONS``). Every tag a run puts on
 an item is a row in ``writes`` with the decision behind it and whether the item already had
-the tag; undo removes only rows the item did not have. A row stops being "in force" when a run
+the tag; every performer and description a row in ``field_writes`` (``performer`` + id,
+``details`` + the text); undo removes only rows the item did not have. A row stops being "in force" when a run
 is undone (``undone``), when re-apply drops it (``dropped``), or when the user removed the tag
 from the item (``rejected``, plus a row in ``rejections`` that keeps the tag off that item).
 """
@@ -15,10 +16,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from ai_tagger.decide.decision import Verdict
-from ai_tagger.decide.normalize import key
+from ai_tagger.decide.item import DESCRIPTION, PERFORMER
+from ai_tagger.stash.models import ItemState
 from ai_tagger.store.cache import Cache
 
 LEARN_MIN_APPLIED = 10
@@ -27,8 +30,6 @@ LEARN_KEEP_OUT = 0.90
 LEARN_CEILING = 0.99
 _IN_FORCE = "undone IS NULL AND dropped IS NULL AND rejected IS NULL"
 STATUS_BY_NAME = "status:"
-NEW_TAG = "new:"
-"""A rejected suggestion for a tag that does not exist yet is kept under its name's key."""
 BY_THE_USER = "review"
 """The ``run_id`` of rejections the user made on the review page rather than by removing a tag."""
 """A status tag journaled by name (runs from before the journal), its id looked up when undone."""
@@ -41,6 +42,27 @@ class Write:
     tag_id: str
     had: bool
     verdict: Verdict | None = None
+
+
+class Field(str, Enum):
+    """What a ``field_writes`` row wrote to an item besides tags."""
+
+    PERFORMER = "performer"
+    DETAILS = "details"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class FieldWrite:
+    """One performer (``value``: its id) or description (``value``: the text) put on one item."""
+
+    field: Field
+    value: str
+    had: bool = False
+    score: float | None = None
+    rule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,14 +90,17 @@ class Learned:
         )
 
 
-def rejection_keys(verdict: Verdict) -> set[str]:
-    """What a rejection of this suggestion is stored under: its tag's id, and its name's key."""
-    keys = {NEW_TAG + key(verdict.label), NEW_TAG + key(verdict.name)}
-    return keys | ({verdict.tag.id} if verdict.tag is not None else set())
-
-
 def _marks(values: Iterable[object]) -> str:
     return ",".join("?" for _ in values)
+
+
+def _undo_rows(run_ids: list[str]) -> str:
+    """Items with writes of the runs not undone yet, tags and other fields alike (run ids bound twice)."""
+    marks = _marks(run_ids)
+    return (
+        f"SELECT kind, item_id FROM writes WHERE run_id IN ({marks}) AND undone IS NULL "  # noqa: S608
+        f"UNION SELECT kind, item_id FROM field_writes WHERE run_id IN ({marks}) AND undone IS NULL"
+    )
 
 
 class Journal:
@@ -100,8 +125,9 @@ class Journal:
         """
         wrote = self.cache.query(
             "SELECT EXISTS (SELECT 1 FROM writes WHERE run_id = ?) "
+            "OR EXISTS (SELECT 1 FROM field_writes WHERE run_id = ?) "
             "OR EXISTS (SELECT 1 FROM created_tags WHERE run_id = ?)",
-            (run_id, run_id),
+            (run_id, run_id, run_id),
         )[0][0]
         if not wrote and not self._has_markers(run_id):
             self.cache.transaction([("DELETE FROM runs WHERE id = ?", (run_id,))])
@@ -125,8 +151,10 @@ class Journal:
             [("INSERT OR IGNORE INTO created_tags (run_id, tag_id, name) VALUES (?, ?, ?)", (run_id, tag_id, name))]
         )
 
-    def intend(self, run_id: str, kind: str, item_id: str, writes: list[Write]) -> None:
-        """The tags one mutation is about to put on an item, journaled before it is sent.
+    def intend(
+        self, run_id: str, kind: str, item_id: str, writes: list[Write], fields: tuple[FieldWrite, ...] = ()
+    ) -> None:
+        """The tags (and performers, description) one mutation is about to put on an item, journaled before it.
 
         A kill after the mutation still leaves undo knowing the tags; :meth:`done` after it tells
         a tag the user removed from one that was never written.
@@ -147,16 +175,26 @@ class Journal:
                     (run_id, now, kind, item_id, write.tag_id, int(write.had), int(v is None), *decision),
                 )
             )
+        for one in fields:
+            rows.append(
+                (
+                    "INSERT OR REPLACE INTO field_writes (run_id, time, kind, item_id, field, value, had, score, rule) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, now, kind, item_id, str(one.field), one.value, int(one.had), one.score, one.rule),
+                )
+            )
         if rows:
             self.cache.transaction(rows)
 
     def done(self, run_id: str, kind: str, item_id: str) -> None:
+        now = time.time()
         self.cache.transaction(
             [
                 (
-                    "UPDATE writes SET done = ? WHERE run_id = ? AND kind = ? AND item_id = ? AND done IS NULL",
-                    (time.time(), run_id, kind, item_id),
+                    f"UPDATE {table} SET done = ? WHERE run_id = ? AND kind = ? AND item_id = ? AND done IS NULL",  # noqa: S608
+                    (now, run_id, kind, item_id),
                 )
+                for table in ("writes", "field_writes")
             ]
         )
 
@@ -173,19 +211,56 @@ class Journal:
                 ]
             )
 
-    def rejected(self, kind: str, item_id: str, current: set[str]) -> set[str]:
-        """Tags the user removed from this item: journal says we added them, Stash says they are gone.
+    def rejected(self, kind: str, item_id: str, now: ItemState) -> set[str]:
+        """What the user took back on this item: journal says we wrote it, Stash says it is gone.
 
-        Newly found ones are recorded; returns every tag ever rejected on the item, so that no run
-        re-applies one.
+        A tag or performer removed, or our description changed or cleared. Newly found ones are
+        recorded; returns every rejection key on the item (see :mod:`ai_tagger.decide.item`), so
+        that no run writes one again.
         """
         gone = self.cache.query(
             f"SELECT tag_id, run_id, max(score) FROM writes WHERE kind = ? AND item_id = ? AND had = 0 "  # noqa: S608
             f"AND status = 0 AND done IS NOT NULL AND {_IN_FORCE} GROUP BY tag_id",
             (kind, item_id),
         )
+        current = now.tag_ids
         self._record_rejections(kind, item_id, [(t, origin, score) for t, origin, score in gone if t not in current])
+        fields = self.cache.query(
+            f"SELECT field, value, run_id, max(score) FROM field_writes WHERE kind = ? AND item_id = ? "  # noqa: S608
+            f"AND had = 0 AND done IS NOT NULL AND {_IN_FORCE} GROUP BY field, value",
+            (kind, item_id),
+        )
+        taken_back = [
+            (str(field), str(value), str(origin), score)
+            for field, value, origin, score in fields
+            if (field == Field.PERFORMER and value not in now.performer_ids)
+            or (field == Field.DETAILS and value != now.details)
+        ]
+        self._record_field_rejections(kind, item_id, taken_back)
         return self.rejections(kind, item_id)
+
+    def _record_field_rejections(self, kind: str, item_id: str, rows: list[tuple[str, str, str, float | None]]) -> None:
+        """``(field, value, run id, score)`` the user took back, and those writes no longer in force."""
+        now = time.time()
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for field, value, origin, score in rows:
+            rejection = PERFORMER + value if field == Field.PERFORMER else DESCRIPTION
+            statements.append(
+                (
+                    "INSERT OR IGNORE INTO rejections (kind, item_id, tag_id, run_id, score, time) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (kind, item_id, rejection, origin, score, now),
+                )
+            )
+            statements.append(
+                (
+                    f"UPDATE field_writes SET rejected = ? WHERE kind = ? AND item_id = ? AND field = ? "  # noqa: S608
+                    f"AND value = ? AND {_IN_FORCE}",
+                    (now, kind, item_id, field, value),
+                )
+            )
+        if statements:
+            self.cache.transaction(statements)
 
     def _record_rejections(self, kind: str, item_id: str, rejected: list[tuple[str, str, float | None]]) -> None:
         """``(tag id, run id, score)`` rejected on the item, and the writes no longer in force, together."""
@@ -275,9 +350,9 @@ class Journal:
         last = ("", "")
         while True:
             rows = self.cache.query(
-                f"SELECT DISTINCT kind, item_id FROM writes WHERE run_id IN ({_marks(run_ids)}) "  # noqa: S608
-                "AND undone IS NULL AND (kind, item_id) > (?, ?) ORDER BY kind, item_id LIMIT ?",
-                (*run_ids, *last, page),
+                f"SELECT DISTINCT kind, item_id FROM ({_undo_rows(run_ids)}) "  # noqa: S608
+                "WHERE (kind, item_id) > (?, ?) ORDER BY kind, item_id LIMIT ?",
+                (*run_ids, *run_ids, *last, page),
             )
             if not rows:
                 return
@@ -287,9 +362,8 @@ class Journal:
 
     def pending_count(self, run_ids: list[str]) -> int:
         rows = self.cache.query(
-            f"SELECT count(DISTINCT kind || ':' || item_id) FROM writes WHERE run_id IN ({_marks(run_ids)}) "  # noqa: S608
-            "AND undone IS NULL",
-            tuple(run_ids),
+            f"SELECT count(DISTINCT kind || ':' || item_id) FROM ({_undo_rows(run_ids)})",  # noqa: S608
+            (*run_ids, *run_ids),
         )
         return int(rows[0][0])
 
@@ -302,14 +376,25 @@ class Journal:
         )
         return {str(r[0]): bool(r[1]) for r in rows}
 
+    def added_fields(self, run_ids: list[str], kind: str, item_id: str) -> list[tuple[Field, str]]:
+        """``(field, value)`` the runs wrote to the item that it did not have before: performers, description."""
+        rows = self.cache.query(
+            f"SELECT DISTINCT field, value FROM field_writes WHERE run_id IN ({_marks(run_ids)}) AND kind = ? "  # noqa: S608
+            "AND item_id = ? AND had = 0 AND undone IS NULL AND dropped IS NULL ORDER BY field, value",
+            (*run_ids, kind, item_id),
+        )
+        return [(Field(str(r[0])), str(r[1])) for r in rows]
+
     def undone_item(self, run_ids: list[str], kind: str, item_id: str) -> None:
+        now = time.time()
         self.cache.transaction(
             [
                 (
-                    f"UPDATE writes SET undone = ? WHERE run_id IN ({_marks(run_ids)}) AND kind = ? AND item_id = ? "  # noqa: S608
-                    "AND undone IS NULL",
-                    (time.time(), *run_ids, kind, item_id),
+                    f"UPDATE {table} SET undone = ? WHERE run_id IN ({_marks(run_ids)}) AND kind = ? "  # noqa: S608
+                    "AND item_id = ? AND undone IS NULL",
+                    (now, *run_ids, kind, item_id),
                 )
+                for table in ("writes", "field_writes")
             ]
         )
 

@@ -1,37 +1,37 @@
 """The task ``identify_performers``: performers recognised by face on items that have none.
 
 No gateway and no tags: each scene's frames (the same frame plan as tagging) or image is read,
-faces are matched against the face index (refreshed first), and performers that pass the
-decision are added with one ``performer_ids`` ``ADD`` per item, journaled before it is sent, so
-``undo_last`` takes back exactly them. An item already looked at with the same file and the same
-index is not read again: a rerun costs one query per page and writes nothing.
+faces are matched against the face index (refreshed first), and the same pure decision as the
+tagging pass (:func:`~ai_tagger.decide.item.decide_performers`) says which performers to add.
+They go in one ``performer_ids`` ``ADD`` per item, journaled before it is sent, so ``undo_last``
+takes back exactly them and a performer the user removed is never added again. An item already
+searched with the same file and the same index is not read again: a rerun reads and writes nothing.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from ai_tagger.analyze.faces.recognizer import Recognizer
-from ai_tagger.decide.performers import PerformerDecision
+from ai_tagger.decide.decision import APPLY, REVIEW, Policy
+from ai_tagger.decide.item import Inputs, PerformerVerdict, decide_performers
+from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import ItemError, StashError
 from ai_tagger.log import Log
 from ai_tagger.media.errors import MediaError
-from ai_tagger.media.source import MediaOptions, shots
+from ai_tagger.media.source import ItemMedia, MediaOptions
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
-from ai_tagger.stash.models import Item
+from ai_tagger.stash.models import Item, ItemState, ItemUpdate
 from ai_tagger.store.cache import Cache
-from ai_tagger.store.faces import PERFORMER, FaceStore, Source
-from ai_tagger.store.journal import Journal, Write
+from ai_tagger.store.faces import FaceStore, Source
+from ai_tagger.store.journal import Field, FieldWrite, Journal
 
 MAX_LISTED = 200
-
-
-def performer_write(performer_id: str) -> Write:
-    return Write(f"{PERFORMER}{performer_id}", had=False)
 
 
 @dataclass
@@ -66,21 +66,23 @@ class Identify:
     ) -> None:
         self.client = client
         self.journal = journal
-        self.settings = settings
         self.log = log
         self.dry_run = dry_run
         self.store = FaceStore(cache)
         self.recognizer = Recognizer.open(client, cache, settings, log)
+        self.policy = Policy.from_settings(settings)
+        self.vocabulary = Vocabulary([])
         self.stamp = f"{self.store.updated():.6f}|{settings.performer_threshold:g}|{settings.min_frames}"
         self.seen = {o: s for o, s in self.store.sources().items() if o.startswith("seen:")}
         self.media = MediaOptions(
             ffmpeg=ffmpeg,
             frames_per_scene=settings.frames_per_scene,
-            max_side=max(settings.max_image_side, 768),
+            max_side=settings.max_image_side,
             headers=client.auth_headers,
             frame_interval=settings.frame_interval,
             max_frames=settings.max_frames_per_scene,
         )
+        self._slots = threading.BoundedSemaphore(1)
         self.summary = IdentifySummary(dry_run=dry_run)
 
     def run(self, limit: int | None) -> IdentifySummary:
@@ -99,10 +101,16 @@ class Identify:
         c = self.summary.counts
         self.log.info(
             f"identify performers: {c['scenes']} scene(s) and {c['images']} image(s) read, {c['added']} "
-            f"performer(s) {'would be ' if self.dry_run else ''}added, {c['suggested']} suggested for review, "
-            f"{c['unchanged']} unchanged item(s) skipped"
+            f"performer(s) {'would be ' if self.dry_run else ''}added, {c['suggested']} below the threshold "
+            f"(review), {c['unchanged']} unchanged item(s) skipped"
         )
         return self.summary
+
+    def _fetch(self, url: str) -> bytes:
+        try:
+            return self.client.download(url)
+        except StashError as exc:
+            raise MediaError(str(exc)) from None
 
     def _item(self, item: Item, run_id: str | None) -> int:
         origin = f"seen:{item.kind}:{item.id}"
@@ -112,45 +120,48 @@ class Identify:
             self.summary.counts["unchanged"] += 1
             return 0
         try:
-            pictures = shots(item, self.media, self.client.download).pictures
-        except (MediaError, ItemError, StashError) as exc:
+            pictures = ItemMedia(item, self.media, self._fetch, self._slots).shots().pictures
+        except ItemError as exc:
             self.log.warning(f"{item.label}: cannot read its pictures ({exc}); skipped")
             self.summary.counts["errors"] += 1
             return 1
         self.summary.counts[f"{item.kind}s"] += 1
-        decision = self.recognizer.decide(item.kind, pictures)
-        self._write(item, decision, run_id)
+        now = ItemState(performer_ids=set(item.performer_ids))
+        rejected = self.journal.rejected(item.kind, item.id, now) if not self.dry_run else set()
+        inputs = Inputs(
+            policy=self.policy,
+            vocabulary=self.vocabulary,
+            current_performers=frozenset(item.performer_ids),
+            rejected=frozenset(rejected),
+        )
+        verdicts = decide_performers(self.recognizer.finding(item.kind, pictures), inputs)
+        self._write(item, verdicts, run_id)
         if not self.dry_run:
             self.store.record(Source(origin, "", version, None, "seen"))
         return 1
 
-    def _write(self, item: Item, decision: PerformerDecision, run_id: str | None) -> None:
-        names = self.recognizer.names
-        added = [v.performer_id for v in decision.applied]
-        for verdict in decision.review:
-            self.log.info(
-                f"{item.label}: maybe {names.get(verdict.performer_id, verdict.performer_id)} "
-                f"({verdict.score:.0%}); below Performer match, not added"
-            )
-        self.summary.counts["suggested"] += len(decision.review)
-        if not added:
+    def _write(self, item: Item, verdicts: list[PerformerVerdict], run_id: str | None) -> None:
+        applied = [v for v in verdicts if v.outcome == APPLY]
+        for verdict in verdicts:
+            if verdict.outcome == REVIEW:
+                self.summary.counts["suggested"] += 1
+                self.log.info(f"{item.label}: maybe {verdict.name} ({verdict.confidence:.0%}); not added")
+        if not applied:
             return
-        self.summary.counts["added"] += len(added)
+        self.summary.counts["added"] += len(applied)
         if len(self.summary.listed) < MAX_LISTED:
             self.summary.listed.append(
-                {
-                    "kind": item.kind,
-                    "id": item.id,
-                    "performers": [names.get(p, p) for p in added],
-                    "scores": [v.score for v in decision.applied],
-                }
+                {"kind": item.kind, "id": item.id, "performers": [v.describe() for v in applied]}
             )
-        shown = ", ".join(f"{names.get(v.performer_id, v.performer_id)} ({v.score:.0%})" for v in decision.applied)
+        shown = ", ".join(f"{v.name} ({v.confidence:.0%})" for v in applied)
         if self.dry_run or run_id is None:
             self.log.info(f"{item.label}: would add {shown}")
             return
-        self.journal.intend(run_id, item.kind, item.id, [performer_write(p) for p in added])
-        self.client.add_performers(item.kind, item.id, added, [])
+        fields = tuple(
+            FieldWrite(Field.PERFORMER, v.performer_id, had=False, score=v.confidence, rule=v.rule) for v in applied
+        )
+        self.journal.intend(run_id, item.kind, item.id, [], fields)
+        self.client.update_item(item.kind, item.id, ItemUpdate(add_performers=tuple(v.performer_id for v in applied)))
         self.journal.done(run_id, item.kind, item.id)
         self.log.info(f"{item.label}: added {shown}")
 

@@ -8,6 +8,10 @@ journaled as accepted by the user, and records rejections (suggestions or applie
 run re-adds them; the item changes in one mutation. A suggestion leaves the queue by compare
 and swap before Stash is written, so two tabs deciding the same item never apply it twice; a
 name decided already is reported as such, so the same call twice changes nothing.
+
+Suggestions carry a ``kind`` (:class:`~ai_tagger.decide.item.SuggestionKind`): tags (entries
+without one are tags), performers. ``accept``/``reject`` take tag names, and performers as
+``{"kind": "performer", "id": "<performer id>"}``.
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from ai_tagger.decide.decision import APPLY, Verdict
+from ai_tagger.decide.item import NEW_TAG, PERFORMER, SuggestionKind
 from ai_tagger.decide.normalize import key
 from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import InputError, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_REVIEW, STATUS_TAGS, Settings
 from ai_tagger.stash.client import ReviewItem, StashClient
-from ai_tagger.stash.models import Tag
-from ai_tagger.store.journal import NEW_TAG, Journal, Write
+from ai_tagger.stash.models import ItemUpdate, Tag
+from ai_tagger.store.journal import Field, FieldWrite, Journal, Write
 from ai_tagger.write.tagbook import TagBook
 
 KINDS = ("scene", "image")
@@ -60,30 +65,49 @@ def _item_id(value: Any) -> str:
     return str(int(text))
 
 
-def _names(args: dict[str, Any], field: str) -> list[str]:
+def _names(args: dict[str, Any], field: str) -> tuple[list[str], list[str]]:
+    """``(tag names, performer ids)`` named in ``accept`` or ``reject``."""
     value = args.get(field)
     if value in (None, ""):
-        return []
-    if isinstance(value, str):
+        return [], []
+    if isinstance(value, (str, dict)):
         value = [value]
     if not isinstance(value, list) or len(value) > MAX_NAMES:
         raise InputError(f"{field} must be a list of at most {MAX_NAMES} tag names")
-    names = []
+    names, performers = [], []
     for name in value:
+        if isinstance(name, dict) and name.get("kind") == SuggestionKind.PERFORMER:
+            performers.append(_item_id(name.get("id")))
+            continue
         if not isinstance(name, str) or not key(name) or len(name) > 200:
             raise InputError(f"{field}: {json.dumps(str(name)[:40])} is not a tag name")
         names.append(name.strip())
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(names)), list(dict.fromkeys(performers))
 
 
-def _suggestions(raw: str | None) -> list[dict[str, Any]]:
+def _entries(raw: str | None) -> list[dict[str, Any]]:
     try:
         found = json.loads(raw or "[]")
     except ValueError:
         return []
-    return (
-        [s for s in found if isinstance(s, dict) and isinstance(s.get("tag"), str)] if isinstance(found, list) else []
-    )
+    return [s for s in found if isinstance(s, dict)] if isinstance(found, list) else []
+
+
+def _suggestions(raw: str | None) -> list[dict[str, Any]]:
+    """The tag suggestions (entries from before kinds existed are tags)."""
+    return [s for s in _entries(raw) if s.get("kind", SuggestionKind.TAG) == SuggestionKind.TAG and isinstance(
+        s.get("tag"), str)]  # fmt: skip
+
+
+def _performers(raw: str | None, item: ReviewItem, rejected: set[str]) -> dict[str, dict[str, Any]]:
+    """Pending performer suggestions by performer id: not on the item, not rejected."""
+    return {
+        str(s["performer_id"]): s
+        for s in _entries(raw)
+        if s.get("kind") == SuggestionKind.PERFORMER
+        and str(s.get("performer_id")) not in item.performers
+        and PERFORMER + str(s.get("performer_id")) not in rejected
+    }
 
 
 def _decided(entry: dict[str, Any], tag: Tag | None, item: ReviewItem, rejected: set[str]) -> bool:
@@ -137,7 +161,7 @@ class Review:
                 self.journal.cache.swap_review(item_kind, item_id, raw, "[]")
                 continue
             assert vocabulary is not None
-            shown = self._item(item_kind, item_id, item, _suggestions(raw), vocabulary)
+            shown = self._item(item_kind, item_id, item, raw, vocabulary)
             if not shown["suggestions"] and raw != "[]" and args.get("id") in (None, ""):
                 self.journal.cache.swap_review(item_kind, item_id, raw, "[]")  # all decided in Stash meanwhile
                 continue
@@ -159,12 +183,10 @@ class Review:
             },
         }
 
-    def _item(
-        self, kind: str, item_id: str, item: ReviewItem, pending: list[dict[str, Any]], vocabulary: Vocabulary
-    ) -> dict[str, Any]:
+    def _item(self, kind: str, item_id: str, item: ReviewItem, raw: str, vocabulary: Vocabulary) -> dict[str, Any]:
         rejected = self.journal.rejections(kind, item_id)
         suggestions = []
-        for entry in pending:
+        for entry in _suggestions(raw):
             tag = self._tag_for(entry, vocabulary)
             if _decided(entry, tag, item, rejected):
                 continue
@@ -172,6 +194,18 @@ class Review:
                 {
                     "tag": tag.name if tag else entry["tag"],
                     "tag_id": tag.id if tag else "new",
+                    "confidence": entry.get("confidence"),
+                    "score": entry.get("score"),
+                    "frames": entry.get("frames") or [],
+                    "rule": entry.get("rule"),
+                }
+            )
+        for performer_id, entry in _performers(raw, item, rejected).items():
+            suggestions.append(
+                {
+                    "kind": str(SuggestionKind.PERFORMER),
+                    "performer": entry.get("name"),
+                    "performer_id": performer_id,
                     "confidence": entry.get("confidence"),
                     "score": entry.get("score"),
                     "frames": entry.get("frames") or [],
@@ -207,19 +241,22 @@ class Review:
         kind = _kind(args.get("kind"), optional=False)
         assert kind is not None
         item_id = _item_id(args.get("id"))
-        accept, reject = _names(args, "accept"), _names(args, "reject")
-        both = {key(n) for n in accept} & {key(n) for n in reject}
+        (accept, accept_people), (reject, reject_people) = _names(args, "accept"), _names(args, "reject")
+        both = {key(n) for n in accept} & {key(n) for n in reject} | set(accept_people) & set(reject_people)
         if both:
-            raise InputError(f"a tag cannot be both accepted and rejected: {', '.join(sorted(both))}")
-        if not accept and not reject:
+            raise InputError(f"a suggestion cannot be both accepted and rejected: {', '.join(sorted(both))}")
+        if not accept and not reject and not accept_people and not reject_people:
             raise InputError("review_decide needs accept or reject: lists of tag names")
+        people = (accept_people, reject_people)
         for _ in range(SWAP_TRIES):
-            result = self._decide_once(kind, item_id, accept, reject)
+            result = self._decide_once(kind, item_id, accept, reject, people)
             if result is not None:
                 return result
         raise InputError(f"{kind} {item_id}: its suggestions kept changing while deciding; try again")
 
-    def _decide_once(self, kind: str, item_id: str, accept: list[str], reject: list[str]) -> dict[str, Any] | None:
+    def _decide_once(
+        self, kind: str, item_id: str, accept: list[str], reject: list[str], people: tuple[list[str], list[str]]
+    ) -> dict[str, Any] | None:
         raw = self.journal.suggestions(kind, item_id)
         item = self.client.review_items(kind, [item_id]).get(item_id)
         if item is None:
@@ -249,8 +286,11 @@ class Review:
                 already.append(name)
             else:
                 unknown.append(name)
+        performers = _performers(raw, item, rejected)
+        unknown += [f"performer {p}" for p in (*people[0], *people[1]) if p not in performers]
         if unknown:
             offered = sorted({e["tag"] for e in pending.values()} | {item.tags[t] for t in applied.values()})
+            offered += [f"performer {p}" for p in performers]
             raise InputError(
                 f"{kind} {item_id}: not pending and not applied by AI Tagger: {', '.join(unknown)} "
                 f"(pending or AI-applied: {', '.join(offered) or 'nothing'})"
@@ -258,12 +298,18 @@ class Review:
         to_accept = [taken[key(n)] for n in accept if key(n) in taken]
         tags = self._accepted_tags(to_accept, vocabulary)
         left = _unique(e for e in pending.values() if all(e is not t for t in taken.values()))
-        if raw is not None and taken and not self.journal.cache.swap_review(kind, item_id, raw, json.dumps(left)):
+        decided_people = {*people[0], *people[1]}
+        left += [e for p, e in performers.items() if p not in decided_people]
+        taking = bool(taken) or bool(decided_people)
+        if raw is not None and taking and not self.journal.cache.swap_review(kind, item_id, raw, json.dumps(left)):
             return None  # another decision took suggestions meanwhile: look again
+        chosen = ([performers[p] for p in people[0]], [performers[p] for p in people[1]])
         try:
-            return self._write(kind, item_id, item, vocabulary, tags, reject, pending, applied, scores, already, left)
+            return self._write(
+                kind, item_id, item, vocabulary, tags, reject, pending, applied, scores, already, left, chosen
+            )
         except StashError:
-            if raw is not None and taken:
+            if raw is not None and taking:
                 self.journal.cache.swap_review(kind, item_id, json.dumps(left), raw)
             raise
 
@@ -292,8 +338,10 @@ class Review:
         scores: dict[str, float | None],
         already: list[str],
         left: list[dict[str, Any]],
+        chosen: tuple[list[dict[str, Any]], list[dict[str, Any]]],
     ) -> dict[str, Any]:
-        run_id = self.journal.begin("review_decide") if accepted else None
+        accepted_people, rejected_people = chosen
+        run_id = self.journal.begin("review_decide") if accepted or accepted_people else None
         on_create = None if run_id is None else (lambda tag: self.journal.created_tag(run_id, tag.id, tag.name))
         book = TagBook(self.client, vocabulary, parent_name=self.settings.created_tag_parent, on_create=on_create)
         writes = []
@@ -319,14 +367,21 @@ class Review:
             elif name_key in applied:
                 rejections.append((applied[name_key], scores[applied[name_key]]))  # learnThresholds reads it
                 remove.append(applied[name_key])
+        rejections += [(PERFORMER + str(e["performer_id"]), e.get("score")) for e in rejected_people]
+        fields = tuple(
+            FieldWrite(Field.PERFORMER, str(e["performer_id"]), False, e.get("score"), ACCEPTED)
+            for e in accepted_people
+        )
         review_tag = vocabulary.exact(STATUS_REVIEW)
         if not left and review_tag is not None and review_tag.id in item.tags:
             remove.append(review_tag.id)
         add = [w.tag_id for w in writes if not w.had]
         if run_id is not None:
-            self.journal.intend(run_id, kind, item_id, writes)
-        if add or remove:
-            self.client.add_and_remove_tags(kind, item_id, add, remove)
+            self.journal.intend(run_id, kind, item_id, writes, fields)
+        update = ItemUpdate(
+            add_tags=tuple(add), remove_tags=tuple(remove), add_performers=tuple(f.value for f in fields)
+        )
+        self.client.update_item(kind, item_id, update)
         if run_id is not None:
             self.journal.done(run_id, kind, item_id)
             self.journal.end(run_id, tokens=0, errors=0)
@@ -342,6 +397,8 @@ class Review:
             "id": item_id,
             "accepted": [names.get(w.tag_id, w.tag_id) for w in writes],
             "rejected": [name for name in reject if key(name) in pending or key(name) in applied],
+            "performers_accepted": [str(e.get("name")) for e in accepted_people],
+            "performers_rejected": [str(e.get("name")) for e in rejected_people],
             "already_decided": already,
             "removed": [names.get(t, t) for t in remove if names.get(t) not in STATUS_TAGS],
             "pending": len(left),

@@ -6,41 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ai_tagger.analyze.gateway.base import Usage
-from ai_tagger.decide.decision import Decision
 from ai_tagger.tasks.modes import TABLE
-
-MAX_REPORTED_ITEMS = 500
-
-
-@dataclass
-class ItemResult:
-    item_kind: str
-    item_id: str
-    status: str
-    decision: Decision | None = None
-    error: str | None = None
-    failed_stage: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    calls: int = 0
-    cached: bool = False
-    markers: list[dict[str, Any]] = field(default_factory=list)
-    """Scene markers the decision asks for: ``tag``, ``start``, ``end`` (seconds) and ``at`` (m:ss-m:ss)."""
-    markers_created: int = 0
-    """Of those, how many this run created (none where one overlapped, was rejected, or in a dry run)."""
-
-    def report(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"kind": self.item_kind, "id": self.item_id, "status": self.status}
-        if self.decision is not None:
-            row["tags"] = [v.label for v in self.decision.applied]
-            row["review"] = [v.label for v in self.decision.review]
-            row["candidates"] = [v.describe() for v in self.decision.verdicts]
-            row["cached"] = self.cached
-            row["tokens"] = self.usage.total_tokens
-        if self.markers:
-            row["markers"] = self.markers
-        if self.error:
-            row["error"] = self.error
-        return row
+from ai_tagger.write.result import MAX_REPORTED_ITEMS, ItemResult, ItemStatus
 
 
 @dataclass
@@ -55,6 +22,8 @@ class RunSummary:
     tags_applied: int = 0
     markers: int = 0
     markers_created: int = 0
+    performers_applied: int = 0
+    details_written: int = 0
     gateway_calls: int = 0
     cache_hits: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -75,7 +44,7 @@ class RunSummary:
         self.usage.add(result.usage)
         self.gateway_calls += result.calls
         self.cache_hits += result.cached
-        if result.status == "errored":
+        if result.status == ItemStatus.ERRORED:
             self.errored += 1
         elif result.decision is not None:
             self.tagged += 1
@@ -83,6 +52,8 @@ class RunSummary:
             self.tags_applied += len(result.decision.applied)
             self.markers += len(result.markers)
             self.markers_created += result.markers_created
+            self.performers_applied += sum(p.applied for p in result.performers)
+            self.details_written += result.details_written
         if len(self.items) < MAX_REPORTED_ITEMS:
             self.items.append(result.report())
 
@@ -107,6 +78,9 @@ class RunSummary:
             "created_tags": self.created_tags,
             "items": self.items,
         }
+        for name in ("performers_applied", "details_written"):  # only when written, as older outputs had none
+            if getattr(self, name):
+                output[name] = getattr(self, name)
         if self.run_id:
             output["run"] = self.run_id
         if TABLE[self.mode].estimates:

@@ -1,27 +1,32 @@
-"""One item at a time: an answer (``analyze.answers``) -> a decision applied (``write.apply``).
+"""One item at a time: media -> analyzers -> one decision -> one write (``write.apply``).
 
-Getting the answer (cache, media, provider) and applying it (policy, tag book, one write) are
-separate objects, so a mode that needs only one of them (re-apply: no provider) uses only it.
+Getting the findings (cache, media, providers) and applying them (decision, tag book, one
+write) are separate objects, so a mode that needs only one of them (re-apply: no provider)
+uses only it.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import threading
 
-from ai_tagger.analyze.answers import Answers
+from ai_tagger.analyze.analyzers.tags import TagAnalyzer
+from ai_tagger.analyze.base import AnalyzerContext, Findings, build_analyzers, run_analyzers
 from ai_tagger.analyze.gateway.base import Provider
 from ai_tagger.decide.decision import Policy
 from ai_tagger.decide.rules import Rules
 from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.errors import ItemError
+from ai_tagger.errors import ItemError, MediaError, StashError
 from ai_tagger.log import Log
+from ai_tagger.media.source import ItemMedia, MediaOptions
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
-from ai_tagger.stash.models import Item, Tag
+from ai_tagger.stash.models import Item, ItemState, Tag
 from ai_tagger.store.cache import Cache, JournalEntry
 from ai_tagger.store.journal import Journal
-from ai_tagger.tasks.summary import ItemResult
 from ai_tagger.write.apply import Applier
+from ai_tagger.write.result import ItemResult, ItemStatus
 from ai_tagger.write.tagbook import TagBook
 
 
@@ -49,16 +54,29 @@ class Tagger:
         on_create = None
         if journal is not None and run_id is not None:
             on_create = functools.partial(_record_created, journal, run_id)
+        self.client = client
         self.book = TagBook(client, vocabulary, parent_name=settings.created_tag_parent, on_create=on_create)
-        self.answers = Answers(
-            client=client,
-            settings=settings,
-            provider=provider,
-            log=log,
-            ffmpeg=ffmpeg,
-            vocabulary=vocabulary,
-            cache=None if settings.disable_cache else cache,
+        self.analyzers = build_analyzers(
+            AnalyzerContext(
+                settings=settings,
+                log=log,
+                client=client,
+                vocabulary=vocabulary,
+                provider=provider,
+                cache=None if settings.disable_cache else cache,
+                fresh=provider is not None,
+            )
         )
+        self.answers = next(a.answers for a in self.analyzers if isinstance(a, TagAnalyzer))
+        self.media = MediaOptions(
+            ffmpeg=ffmpeg,
+            frames_per_scene=settings.frames_per_scene,
+            max_side=settings.max_image_side,
+            headers=client.auth_headers,
+            frame_interval=settings.frame_interval,
+            max_frames=settings.max_frames_per_scene,
+        )
+        self._media_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self.applier = Applier(
             client=client,
             book=self.book,
@@ -72,7 +90,6 @@ class Tagger:
             run_id=run_id,
         )
 
-
     @property
     def parent_missing(self) -> bool:
         return self.answers.parent_missing
@@ -80,20 +97,35 @@ class Tagger:
     def describe_vocabulary(self) -> str:
         return self.answers.describe_vocabulary()
 
-    def process(self, item: Item) -> ItemResult:
-        """Answer, decide, write; an item's own failure marks it ``AI_Errored``, a run's failure propagates."""
+    def _fetch(self, url: str) -> bytes:
         try:
-            answer = self.answers.answer(item)
+            return self.client.download(url)
+        except StashError as exc:
+            raise MediaError(str(exc)) from None
+
+    def process(self, item: Item) -> ItemResult:
+        """Analyze, decide, write; an item's own failure marks it ``AI_Errored``, a run's failure propagates."""
+        media = ItemMedia(item, self.media, self._fetch, self._media_slots)
+        try:
+            findings = run_analyzers(self.analyzers, item, media, Findings())
         except ItemError as exc:
             return self.applier.failed(item.kind, item.id, item.label, exc, set(item.tag_ids))
-        return self.applier.apply(item.kind, item.id, item.label, answer, set(item.tag_ids))
+        now = ItemState(tag_ids=set(item.tag_ids), performer_ids=set(item.performer_ids), details=item.details)
+        return self.applier.apply(item.kind, item.id, item.label, findings, now)
 
     def reapply(self, entry: JournalEntry) -> ItemResult:
         """Re-decide a processed item from its cached answer with today's settings; no gateway call."""
         answer = self.answers.cached(entry.answer_key)
         if answer is None:
-            return ItemResult(entry.kind, entry.id, "skipped", error="no cached answer")
-        return self.applier.reapply(entry, answer)
+            return ItemResult(entry.kind, entry.id, ItemStatus.SKIPPED, error="no cached answer")
+        item = Item(kind=entry.kind, id=entry.id)
+        media = ItemMedia(item, self.media, _no_media, self._media_slots)
+        findings = run_analyzers(self.analyzers, item, media, Findings(answer))
+        return self.applier.reapply(entry, findings)
+
+
+def _no_media(url: str) -> bytes:
+    raise MediaError("re-applying from the cache reads no media")
 
 
 def _record_created(journal: Journal, run_id: str, tag: Tag) -> None:

@@ -2,10 +2,12 @@
 
 Driven by the provenance journal, never by tag names: per item, the tags the runs added that the
 item did not have before, and that it still has now (a tag the user removed, merged or deleted
-is simply not there), go in one ``REMOVE`` mutation; the user's own tags, including ones added
-since, are never named. Then the markers the runs created (issue 11's ``markers`` table) and the
-tags they created, once nothing uses them. Each step is journaled as it completes, and a run is
-marked undone only after its last step, so a killed undo is finished by running it again.
+is simply not there), go in one ``REMOVE`` mutation with the performers the runs added and the
+description they wrote (cleared only while it is still exactly the plugin's text); the user's
+own tags, performers and text, including ones added since, are never named. Then the markers
+the runs created (issue 11's ``markers`` table) and the tags they created, once nothing uses
+them. Each step is journaled as it completes, and a run is marked undone only after its last
+step, so a killed undo is finished by running it again.
 A dry run lists what would go and changes nothing, not even the journal.
 """
 
@@ -17,8 +19,8 @@ from typing import Any
 
 from ai_tagger.log import Log
 from ai_tagger.stash.client import StashClient
-from ai_tagger.store.faces import PERFORMER
-from ai_tagger.store.journal import STATUS_BY_NAME, Journal
+from ai_tagger.stash.models import ItemState, ItemUpdate
+from ai_tagger.store.journal import STATUS_BY_NAME, Field, Journal
 from ai_tagger.tasks.modes import UNDOABLE, Mode
 from ai_tagger.tasks.summary import MAX_REPORTED_ITEMS
 
@@ -39,11 +41,7 @@ class UndoSummary:
 
     def as_output(self) -> dict[str, Any]:
         verb = "would_remove" if self.dry_run else "removed"
-        performers = (
-            {f"{verb}_performers": self.removed["performers"]} if "performers" in self.removed else {}
-        )
         return {
-            **performers,
             "mode": self.mode,
             "dry_run": self.dry_run,
             "runs": self.runs,
@@ -53,6 +51,8 @@ class UndoSummary:
                 "status_tags": self.removed["status_tags"],
                 "markers": self.removed["markers"],
                 "created_tags": self.removed["created_tags"],
+                # Only when there were any, so the output of a tags-only library stays as it was.
+                **{k: self.removed[k] for k in ("performers", "details") if self.removed[k]},
             },
             "untagged_again": self.untagged_again,
             "notes": self.notes[:MAX_REPORTED_ITEMS],
@@ -116,53 +116,49 @@ class Undo:
             seen += len(ids)
             self.log.progress(min(seen / total, 1.0) * 0.9)
 
-    def _item(self, run_ids: list[str], kind: str, item_id: str, now: tuple[set[str], set[str]] | None) -> None:
-        journaled = self.journal.added(run_ids, kind, item_id)
-        performers = [t.removeprefix(PERFORMER) for t in journaled if t.startswith(PERFORMER)]
-        added = {self._resolve(t): status for t, status in journaled.items() if not t.startswith(PERFORMER)}
-        if now is not None and performers:
-            self._performers(kind, item_id, performers)
+    def _item(self, run_ids: list[str], kind: str, item_id: str, now: ItemState | None) -> None:
+        added = {self._resolve(t): status for t, status in self.journal.added(run_ids, kind, item_id).items()}
         if now is None:
             self.summary.notes.append(f"{kind} {item_id}: deleted in Stash since the run; skipped")
         else:
-            tags = now[0]
+            tags = now.tag_ids
             remove = [tag_id for tag_id in added if tag_id in tags]
-            if remove:
+            fields = self.journal.added_fields(run_ids, kind, item_id)
+            performers = [v for f, v in fields if f == Field.PERFORMER and v in now.performer_ids]
+            ours = any(f == Field.DETAILS and v == now.details for f, v in fields)
+            update = ItemUpdate(remove_tags=tuple(remove), remove_performers=tuple(performers),
+                                details="" if ours else None)  # fmt: skip
+            if update:
                 self.summary.items[kind] += 1
                 status = sum(added[t] for t in remove)
                 self.summary.removed["status_tags"] += status
                 self.summary.removed["tags"] += len(remove) - status
-                self.summary.untagged_again += not tags - set(remove)
+                self.summary.removed["performers"] += len(performers)
+                self.summary.removed["details"] += ours
+                self.summary.untagged_again += bool(remove) and not tags - set(remove)
                 if len(self.summary.listed) < MAX_REPORTED_ITEMS:
-                    names = [self._name(t) for t in remove]
-                    self.summary.listed.append({"kind": kind, "id": item_id, "tags": names})
+                    row: dict[str, Any] = {"kind": kind, "id": item_id, "tags": [self._name(t) for t in remove]}
+                    if performers:
+                        row["performers"] = performers
+                    if ours:
+                        row["details"] = True
+                    self.summary.listed.append(row)
                 if not self.dry_run:
-                    self.client.remove_tags(kind, item_id, remove)
+                    self.client.update_item(kind, item_id, update)
         if not self.dry_run:
             self.journal.undone_item(run_ids, kind, item_id)
-
-    def _performers(self, kind: str, item_id: str, performers: list[str]) -> None:
-        """Remove the performers the runs added that the item still has (never one the user set)."""
-        still = sorted(set(performers) & self.client.item_performers(kind, item_id))
-        if not still:
-            return
-        self.summary.removed["performers"] += len(still)
-        if len(self.summary.listed) < MAX_REPORTED_ITEMS:
-            self.summary.listed.append({"kind": kind, "id": item_id, "tags": [], "performers": still})
-        if not self.dry_run:
-            self.client.remove_performers(kind, item_id, still)
 
     def _markers(self, run_ids: list[str] | None) -> None:
         by_scene: dict[str, list[str]] = {}
         for scene_id, marker_id in self.journal.markers(run_ids):
             by_scene.setdefault(scene_id, []).append(marker_id)
         scene_ids = list(by_scene)
-        current: dict[str, tuple[set[str], set[str]]] = {}
+        current: dict[str, ItemState] = {}
         for start in range(0, len(scene_ids), PAGE):  # one query a page of scenes, not one per scene
             current.update(self.client.current("scene", scene_ids[start : start + PAGE]))
         for scene_id, marker_ids in by_scene.items():
             scene = current.get(scene_id)
-            existing = [m for m in marker_ids if scene is not None and m in scene[1]]
+            existing = [m for m in marker_ids if scene is not None and m in scene.marker_ids]
             self.summary.removed["markers"] += len(existing)
             if self.dry_run:
                 continue

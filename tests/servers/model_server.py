@@ -16,6 +16,8 @@ How an answer is computed
   classified as its own frame. Frames are numbered row-major, 1-based, and numbering
   continues across images (image 2's first cell follows image 1's last cell).
   Without the marker, frame N is simply the N-th image of the request.
+* When the request asks for a ``description`` (a schema property, or the word quoted in its
+  text), the answer also has ``"description"``: the colours seen, e.g. "The pictures are mostly red."
 * The answer is ``{"tags": [...]}`` with, for every palette entry that has a
   ``tag_name`` and was seen in at least one frame (in order of first appearance)::
 
@@ -166,6 +168,19 @@ def tags_for_frames(frames: Sequence[Colour]) -> list[dict[str, Any]]:
         for n, idx in seen.items()
         if by_name[n].tag_name is not None
     ]
+
+
+def describe_frames(frames: Sequence[Colour]) -> str:
+    """The answer's ``description`` when one is asked for: the colours seen, in order of appearance."""
+    seen = list(dict.fromkeys(c.name for c in frames))
+    return f"The pictures are mostly {' then '.join(seen) or 'blank'}." if seen else "Nothing is visible."
+
+
+def _asks_description(response_format: Any, text: str) -> bool:
+    """The plugin asks for a description in its schema (``description`` property) or in words."""
+    schema = (response_format or {}).get("json_schema", {}).get("schema", {}) if isinstance(
+        response_format, dict) else {}
+    return "description" in (schema.get("properties") or {}) or '"description"' in text
 
 
 def image_tokens(width: int, height: int, detail: str | None) -> int:
@@ -457,8 +472,10 @@ class FakeModel:
 
         palette = list(self.palette)
         frames = _frames(images, record["text"], palette)
-        answer = {"tags": tags_for_frames(frames)}
+        answer: dict[str, Any] = {"tags": tags_for_frames(frames)}
         names = {c.name for c in frames}
+        if _asks_description(response_format, record["text"]):
+            answer["description"] = describe_frames(frames)
         wants_json = isinstance(response_format, dict) and response_format.get("type") in JSON_FORMATS
         message: dict[str, Any] = {"role": "assistant"}
         finish_reason = "stop"

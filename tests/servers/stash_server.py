@@ -352,15 +352,16 @@ class FakeStash:
             rec["image"], rec["version"] = image, rec["version"] + 1
 
     def performers_of(self, kind: str, item_id: str | int) -> set[str]:
+        """The names of the item's performers."""
         with self.lock:
             rec = self._table(kind)[0][self._int_id(item_id)]
-            return {str(p) for p in rec["performers"]}
+            return {self.performers[p]["name"] for p in rec.get("performers", ())}
 
-    def set_item_performers(self, kind: str, item_id: str | int, performer_ids: Iterable[str | int]) -> None:
-        """The user sets an item's performers in the Stash UI."""
+    def set_item_performers(self, kind: str, item_id: str | int, names: Iterable[str]) -> None:
+        """As the user would in Stash's UI: the item's performers become exactly these (by name)."""
         with self.lock:
-            rec = self._table(kind)[0][self._int_id(item_id)]
-            rec["performers"] = self._check_performer_ids(performer_ids)
+            by_name = {p["name"]: pid for pid, p in self.performers.items()}
+            self._table(kind)[0][self._int_id(item_id)]["performers"] = {by_name[n] for n in names}
 
     def _check_performer_ids(self, ids: Iterable[Any] | None) -> set[int]:
         found = {self._int_id(i) for i in ids or ()}
@@ -579,6 +580,7 @@ class FakeStash:
             "scene_count": lambda info: sum(pid in s["performers"] for s in self.scenes.values()),
             "image_count": lambda info: sum(pid in i["performers"] for i in self.images.values()),
         }
+
 
     def _file_view(self, file: Record, typename: str) -> Record:
         view = {**file, "__typename": typename, "id": str(file["id"]),
@@ -840,14 +842,15 @@ class FakeStash:
         people = data.get("performer_ids")
         performer_ids = self._check_performer_ids(people.get("ids")) if people else set()
         for rec in records:
-            if people:
-                mode = people["mode"]
-                rec["performers"] = (performer_ids if mode == "SET" else rec["performers"] | performer_ids
-                                     if mode == "ADD" else rec["performers"] - performer_ids)
             new = None
             if spec:
                 mode = spec["mode"]
                 new = ids if mode == "SET" else rec["tags"] | ids if mode == "ADD" else rec["tags"] - ids
+            if people:
+                mode, had = people["mode"], rec.setdefault("performers", set())
+                rec["performers"] = (
+                    performer_ids if mode == "SET" else had | performer_ids if mode == "ADD" else had - performer_ids
+                )
             self._apply(kind, rec, data, set(new) if new is not None else None)
         return [self._table(kind)[2](r) for r in records]
 
@@ -856,6 +859,10 @@ class FakeStash:
         tags = self._check_tag_ids(data["tag_ids"]) if data.get("tag_ids") is not None else None
         self._apply(kind, rec, data, tags)
         return self._table(kind)[2](rec)
+
+    def set_item_details(self, kind: str, item_id: str | int, details: str | None) -> None:
+        with self.lock:
+            self._table(kind)[0][self._int_id(item_id)]["details"] = details
 
     def add_marker(self, scene_id: str | int, tag_id: str | int, seconds: float, end_seconds: float | None = None,
                    title: str = "") -> str:

@@ -9,13 +9,13 @@ local provider already ran it) or the local detector is installed, else dlib's H
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ai_tagger.analyze.base import PerformerFinding, PerformerMatch
 from ai_tagger.analyze.faces.engine import FaceEngine, PictureError, face_boxes
 from ai_tagger.analyze.faces.index import FaceIndex, Match
-from ai_tagger.decide.performers import PerformerDecision, decide_performers
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
@@ -71,18 +71,35 @@ class Recognizer:
             found.append(frame)
         return found
 
-    def decide(
+    def finding(
         self,
         kind: str,
         pictures: Sequence[bytes],
-        existing: Collection[str] = (),
         detections: Sequence[Sequence[dict[str, Any]]] | None = None,
-    ) -> PerformerDecision:
-        return decide_performers(
-            self.matches(pictures, detections),
-            threshold=self.settings.performer_match,
-            review_floor=self.settings.performer_review,
-            min_frames=self.settings.min_frames,
-            kind=kind,
-            existing=existing,
-        )
+    ) -> PerformerFinding:
+        """The performers seen in the item's pictures, for the item's decision."""
+        return PerformerFinding(per_performer(self.matches(pictures, detections), self.names, self.needed(kind)))
+
+    def needed(self, kind: str) -> int:
+        """Frames a performer must be matched in: ``minFrames`` for a scene, one for an image."""
+        return 1 if kind == "image" else max(1, self.settings.min_frames)
+
+
+def per_performer(
+    frames: Sequence[Sequence[Match]], names: dict[str, str], needed: int
+) -> tuple[PerformerMatch, ...]:
+    """One match per performer seen in at least ``needed`` frames. Its confidence is its score in
+    its ``needed``-th best frame: at or above a threshold exactly when that many frames are."""
+    scores: dict[str, dict[int, float]] = {}
+    for number, matches in enumerate(frames, 1):
+        for match in matches:
+            seen = scores.setdefault(match.performer_id, {})
+            seen[number] = max(seen.get(number, 0.0), match.score)
+    found = []
+    for performer_id, by_frame in scores.items():
+        if len(by_frame) < needed:
+            continue
+        confidence = sorted(by_frame.values(), reverse=True)[needed - 1]
+        name = names.get(performer_id, f"performer {performer_id}")
+        found.append(PerformerMatch(performer_id, name, round(confidence, 4), tuple(sorted(by_frame))))
+    return tuple(sorted(found, key=lambda m: (-m.confidence, m.performer_id)))

@@ -67,12 +67,18 @@ ANSWER_SCHEMA: dict[str, Any] = {
 MAX_ENUM = 500
 
 
-def answer_schema(allowed_names: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON schema asked for; a closed vocabulary becomes an ``enum`` when providers allow its size."""
-    if not allowed_names or len(allowed_names) > MAX_ENUM:
+def answer_schema(allowed_names: Sequence[str] = (), *, describe: bool = False) -> dict[str, Any]:
+    """The JSON schema asked for; a closed vocabulary becomes an ``enum`` when providers allow its size,
+    and ``describe`` adds the ``description`` string next to the tags."""
+    closed = bool(allowed_names) and len(allowed_names) <= MAX_ENUM
+    if not closed and not describe:
         return ANSWER_SCHEMA
     schema = copy.deepcopy(ANSWER_SCHEMA)
-    schema["properties"]["tags"]["items"]["properties"]["name"]["enum"] = list(allowed_names)
+    if closed:
+        schema["properties"]["tags"]["items"]["properties"]["name"]["enum"] = list(allowed_names)
+    if describe:
+        schema["properties"]["description"] = {"type": "string"}
+        schema["required"] = ["tags", "description"]
     return schema
 
 
@@ -84,6 +90,7 @@ class Reading:
     notes: list[str] = field(default_factory=list)
     zero_based: bool = False
     repaired: bool = False
+    description: str | None = None
 
 
 def strip_reasoning(text: str) -> tuple[str, bool]:
@@ -174,6 +181,12 @@ def _tag_list(value: Any) -> list[Any] | None:
         if isinstance(inner, dict) and (found := _tags_in(inner)) is not None:
             return found
     return None
+
+
+def _description(value: Any) -> str | None:
+    """The answer's ``description`` (when asked for one): plain text, whitespace collapsed."""
+    text = value.get("description") if isinstance(value, dict) else None
+    return " ".join(text.split()) or None if isinstance(text, str) else None
 
 
 def _frames(value: Any) -> tuple[int, ...]:
@@ -273,7 +286,7 @@ def read_answer(text: str | None, *, frame_count: int = 0) -> Reading:
                 candidates, zero_based = _read_frames(candidates, frame_count, notes)
             if lenient:
                 notes.insert(0, "answer was not strict JSON; read it leniently")
-            return Reading(candidates, notes, zero_based, lenient)
+            return Reading(candidates, notes, zero_based, lenient, _description(value))
     reason = f"no usable tag: {dropped[0]}" if dropped else "no tag list found"
     raise MalformedAnswer(f"the model's answer is not the expected JSON ({reason}): {answer.strip()[:120]!r}")
 

@@ -113,6 +113,8 @@ class TagRequest:
     allowed_names: Sequence[str] = ()
     context: str = ""
     detail: str = "auto"
+    describe: bool = False
+    """Also ask for a short description of the item (``writeDetails``), in the same request."""
 
     def __post_init__(self) -> None:
         if not self.frame_count:
@@ -159,6 +161,8 @@ class TagAnswer:
     cached: bool = False
     times: tuple[float, ...] = ()
     """Each frame's time in the video, in seconds (frame N is ``times[N - 1]``); empty when unknown."""
+    description: str | None = None
+    """The model's short description of the item, when the request asked for one."""
 
 
 @dataclass(frozen=True)

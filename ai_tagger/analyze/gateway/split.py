@@ -51,4 +51,5 @@ def merge(parts: Sequence[tuple[int, TagAnswer]]) -> TagAnswer:
                     "opt_in": kept.opt_in and shifted.opt_in,
                 }
             )
-    return TagAnswer(list(merged.values()), usage, calls=calls, notes=notes)
+    description = next((answer.description for _, answer in parts if answer.description), None)
+    return TagAnswer(list(merged.values()), usage, calls=calls, notes=notes, description=description)

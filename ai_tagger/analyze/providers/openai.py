@@ -86,9 +86,10 @@ class OpenAIProvider:
             self.token_field: max_tokens,
         }
         if self.use_schema:
+            schema = answer_schema(request.allowed_names, describe=request.describe)
             payload["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "tags", "schema": answer_schema(request.allowed_names), "strict": True},
+                "json_schema": {"name": "tags", "schema": schema, "strict": True},
             }
         return payload
 
@@ -144,7 +145,7 @@ class OpenAIProvider:
                 told, self._told_zero_based = self._told_zero_based, True
             if not told:
                 notes.append(Note("info", "the model numbers frames from 0: its citations are shifted by one"))
-        return TagAnswer(reading.candidates, usage, calls=calls, notes=notes)
+        return TagAnswer(reading.candidates, usage, calls=calls, notes=notes, description=reading.description)
 
     def describe(self, request: TagRequest) -> TagAnswer:
         """Ask once, and once more when the answer is unusable or was cut by the token limit.

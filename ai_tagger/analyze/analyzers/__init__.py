@@ -1,0 +1,1 @@
+"""Built-in analyzers, one module each; every module here is imported when the run builds its analyzers."""
