@@ -293,3 +293,49 @@ def test_runs_without_recognition_never_import_the_face_packages(stash, model, r
 
     assert run.output["tagged"] == 1
     assert imports.top_level(out) & imports.FACES == set()
+
+
+# ---- recognition in the tagging pass (the analyzer seam) ------------------------------------
+
+
+def test_tag_untagged_with_the_local_model_also_adds_performers_and_a_rerun_writes_nothing(library):
+    pytest.importorskip("nudenet")
+    stash, people, items = library
+    stash.set_plugin_settings(PLUGIN_ID, {"provider": "local", "recognizePerformers": True, "framesPerScene": 2})
+
+    run = run_plugin(stash, {"mode": "tag_untagged"}, timeout=300)
+
+    assert run.error is None, run.stderr
+    assert _cast_of(stash, items) == {
+        "her image": {"Eileen"},
+        "her video": {"Eileen"},
+        "his image": {"Cameraman"},
+        "cat": set(),
+        "cup": set(),
+        "user's": {"Someone Else", "Eileen"},
+    }
+    assert run.output["performers_applied"] == 4
+    performer_writes = [v for op, v in stash.operations if "performer_ids" in (v.get("input") or v.get("add") or {})]
+    assert all("tag_ids" in (v.get("input") or v.get("add")) for v in performer_writes), "one write with the tags"
+
+    mutations = stash.mutation_count
+    again = run_plugin(stash, {"mode": "tag_untagged"}, timeout=300)
+    assert again.error is None and stash.mutation_count == mutations
+
+    undo = run_plugin(stash, {"mode": "undo_last"})
+    assert undo.output["removed"]["performers"] == 4
+    assert _cast_of(stash, items)["user's"] == {"Someone Else"}
+    assert all(not cast for name, cast in _cast_of(stash, items).items() if name != "user's")
+
+
+def test_preview_lists_performers_and_writes_nothing(library):
+    pytest.importorskip("nudenet")
+    stash, people, items = library
+    stash.set_plugin_settings(PLUGIN_ID, {"provider": "local", "recognizePerformers": True, "framesPerScene": 2})
+
+    run = run_plugin(stash, {"mode": "preview"}, timeout=300)
+
+    assert run.error is None, run.stderr
+    assert stash.mutation_count == 0
+    found = {p["performer"] for row in run.output["items"] for p in row.get("performers", [])}
+    assert found == {"Eileen", "Cameraman"}
