@@ -55,7 +55,7 @@ def nudenet_boxes(log: Log) -> Boxes | None:
     from ai_tagger.analyze.local.detector import PictureError as DetectorPictureError
 
     try:
-        detector = Detector.load()
+        detector = Detector.shared()
     except DetectorUnavailable:
         log.debug("the local model is not installed: faces are found with dlib's detector only")
         return None

@@ -36,6 +36,22 @@ BOX_FLOOR = 0.3
 """NudeNet face boxes scoring below this are not trusted as faces."""
 
 
+SAME_CROP = 2.0
+"""Mean absolute difference (0-255 grey levels, on the 32x32 face chip aligned on its landmarks)
+under which a face is the same picture as one already embedded for this item: its embedding is
+reused. A still shot or a static camera repeats the same face frame after frame; the ResNet is
+90 % of the cost of recognising a face, and identical pixels give an identical embedding."""
+THUMB = 32
+
+
+class FaceMemo:
+    """The faces already embedded for one item: thumbnails of their crops and their embeddings."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, tuple[float, ...]]] = []
+        self.reused = 0
+
+
 class FacesUnavailable(Exception):
     """dlib, numpy or the model files are missing; the message names the command that installs them."""
 
@@ -130,9 +146,34 @@ class FaceEngine:
         # NudeNet's boxes are in the original's pixels; draft() may already have shrunk the decode.
         return self._np.asarray(image), image.width / original
 
-    def faces(self, picture: bytes, boxes: Sequence[tuple[int, int, int, int]] | None = None) -> list[Face]:
+    def _chip(self, array: Any, shape: Any) -> Any:
+        """The face aligned on its landmarks, THUMB x THUMB grey levels: the same face in the next
+        frame gives the same chip even when its box moved by a few pixels (NudeNet's boxes jitter)."""
+        chip = self._dlib.get_face_chip(array, shape, size=THUMB, padding=0.25)
+        return self._np.asarray(chip, dtype=self._np.float32).mean(axis=2)
+
+    def _embed(self, array: Any, rect: Any, memo: FaceMemo | None) -> tuple[float, ...]:
+        shape = self._landmarks(array, rect)
+        chip = self._chip(array, shape) if memo is not None else None
+        if memo is not None:
+            for seen, embedding in memo.seen:
+                if float(self._np.abs(seen - chip).mean()) < SAME_CROP:
+                    memo.reused += 1
+                    return embedding
+        embedding = tuple(float(v) for v in self._resnet.compute_face_descriptor(array, shape))
+        if memo is not None:
+            memo.seen.append((chip, embedding))
+        return embedding
+
+    def faces(
+        self,
+        picture: bytes,
+        boxes: Sequence[tuple[int, int, int, int]] | None = None,
+        memo: FaceMemo | None = None,
+    ) -> list[Face]:
         """Every face in ``picture``, largest first. ``boxes`` (NudeNet's faces, in the picture's
-        pixels) replace dlib's HOG detector when given, even empty: NudeNet already looked."""
+        pixels) replace dlib's HOG detector when given, even empty: NudeNet already looked.
+        ``memo`` (one per item) reuses the embedding of a face crop identical to one seen before."""
         array, scale = self.decode(picture)
         height, width = array.shape[:2]
         dlib = self._dlib
@@ -153,13 +194,12 @@ class FaceEngine:
             rects = [r for r in rects if r.width() >= MIN_FACE]
             found = []
             for rect in rects:
-                shape = self._landmarks(array, rect)
-                vector = self._resnet.compute_face_descriptor(array, shape)
+                vector = self._embed(array, rect, memo)
                 box = (
                     round(rect.left() / scale),
                     round(rect.top() / scale),
                     round(rect.width() / scale),
                     round(rect.height() / scale),
                 )
-                found.append(Face(box, tuple(float(v) for v in vector)))
+                found.append(Face(box, vector))
         return sorted(found, key=lambda face: -face.area)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_tagger.analyze.base import PerformerFinding, PerformerMatch
-from ai_tagger.analyze.faces.engine import FaceEngine, PictureError, face_boxes
+from ai_tagger.analyze.faces.engine import FaceEngine, FaceMemo, PictureError, face_boxes
 from ai_tagger.analyze.faces.index import FaceIndex, Match
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
@@ -58,13 +58,14 @@ class Recognizer:
     ) -> list[list[Match]]:
         """Each picture's faces matched to performers (past the ambiguity margin and the lowest floor)."""
         found: list[list[Match]] = []
+        memo = FaceMemo()
         for number, picture in enumerate(pictures):
             if detections is not None:
                 boxes: list[tuple[int, int, int, int]] | None = face_boxes(detections[number])
             else:
                 boxes = self.boxes(picture) if self.boxes else None
             try:
-                faces = self.engine.faces(picture, boxes)
+                faces = self.engine.faces(picture, boxes, memo)
             except PictureError:
                 faces = []
             frame = [m for m in (self.index.match(face.embedding, self.floor) for face in faces) if m is not None]

@@ -9,9 +9,11 @@ server can serve the same detector.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,11 @@ OPT_IN_NAMES: Mapping[str, str] = {
 these, so by default they would tag nearly everything."""
 
 REQUIREMENTS = Path(__file__).resolve().parents[3] / "requirements-local.txt"
+RECENT = 64
+"""Pictures whose detections a detector remembers: the face analyzer asks again for the face boxes
+of the frames the local provider just looked at, and gets them without a second inference."""
+_SHARED: list[Detector] = []
+_SHARED_LOCK = threading.Lock()
 
 
 class DetectorUnavailable(Exception):
@@ -142,6 +149,16 @@ class Detector:
         self._np = numpy
         self._cv2 = cv2
         self._runs = threading.BoundedSemaphore(parallel)
+        self._recent: OrderedDict[bytes, list[dict[str, Any]]] = OrderedDict()
+        self._recent_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> Detector:
+        """The process's one detector (the local provider and the face analyzer share it), loaded once."""
+        with _SHARED_LOCK:
+            if not _SHARED:
+                _SHARED.append(cls.load())
+            return _SHARED[0]
 
     @classmethod
     def load(cls, threads: int | None = None, parallel: int = 1) -> Detector:
@@ -212,7 +229,24 @@ class Detector:
         ]
 
     def detect(self, pictures: Sequence[bytes]) -> list[list[dict[str, Any]]]:
-        """NudeNet's detections for each picture (encoded JPEG/PNG bytes), in order."""
+        """NudeNet's detections for each picture (encoded JPEG/PNG bytes), in order; pictures seen
+        lately are answered from memory."""
+        keys = [hashlib.blake2b(picture, digest_size=16).digest() for picture in pictures]
+        with self._recent_lock:
+            known = [self._recent.get(key) for key in keys]
+        missing = [i for i, found in enumerate(known) if found is None]
+        if missing:
+            fresh = self._detect([pictures[i] for i in missing])
+            with self._recent_lock:
+                for i, found in zip(missing, fresh, strict=True):
+                    known[i] = found
+                    self._recent[keys[i]] = found
+                    self._recent.move_to_end(keys[i])
+                while len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
+        return [list(found or []) for found in known]
+
+    def _detect(self, pictures: Sequence[bytes]) -> list[list[dict[str, Any]]]:
         results: list[list[dict[str, Any]]] = []
         for start in range(0, len(pictures), BATCH):
             prepared = [self._prepare(start + i + 1, p) for i, p in enumerate(pictures[start : start + BATCH])]
