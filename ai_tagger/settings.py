@@ -274,6 +274,14 @@ class Settings(BaseModel):
         "Performer match, else off.",
     )
 
+    face_server_url: str | None = Field(
+        None,
+        title="Face server URL",
+        description="Where the plugin cannot install the face packages (Stash's Alpine Docker image): the "
+        "address of 'python3 -m ai_tagger.serve' with requirements-faces.txt, e.g. http://ai-tagger:8765. "
+        "Faces are then computed there. Empty = in the plugin's own Python.",
+    )
+
     @field_validator(
         "gateway_url",
         "model",
@@ -282,6 +290,7 @@ class Settings(BaseModel):
         "vocabulary_parent",
         "review_confidence",
         "performer_review_confidence",
+        "face_server_url",
         "max_answer_tokens",
         mode="before",
     )
@@ -339,7 +348,7 @@ class Settings(BaseModel):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("gateway_url")
+    @field_validator("gateway_url", "face_server_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

@@ -339,3 +339,45 @@ def test_preview_lists_performers_and_writes_nothing(library):
     assert stash.mutation_count == 0
     found = {p["performer"] for row in run.output["items"] for p in row.get("performers", [])}
     assert found == {"Eileen", "Cameraman"}
+
+
+# ---- the sidecar serves embeddings: recognition where dlib cannot be installed ----------------
+
+
+def test_the_sidecar_serves_faces_and_a_plugin_without_dlib_identifies_through_it(library, tmp_path, monkeypatch):
+    from tests.sidecar import sidecar
+
+    stash, people, items = library
+    with sidecar(tmp_path / "sidecar.log") as server:
+        stash.set_plugin_settings(PLUGIN_ID, {"recognizePerformers": True, "framesPerScene": 2,
+                                              "faceServerUrl": server.url})  # fmt: skip
+        imports.without(monkeypatch, ["dlib", "face_recognition_models"])
+        run = run_plugin(stash, {"mode": "identify_performers"}, timeout=300)
+        assert run.error is None, run.stderr
+        assert "POST /faces" in server.log()
+    assert _cast_of(stash, items) == {
+        "her image": {"Eileen"},
+        "her video": {"Eileen"},
+        "his image": {"Cameraman"},
+        "cat": set(),
+        "cup": set(),
+        "user's": {"Someone Else"},
+    }
+
+
+def test_the_sidecar_answers_faces_per_picture_and_refuses_a_broken_one(tmp_path):
+    import base64
+
+    import requests
+
+    from tests.sidecar import sidecar
+
+    with sidecar(tmp_path / "sidecar.log") as server:
+        pictures = [faces.photo_jpeg("astronaut"), faces.photo_jpeg("coffee")]
+        body = {"images": [base64.b64encode(p).decode() for p in pictures]}
+        answer = requests.post(f"{server.url}/faces", json=body, timeout=120)
+        assert answer.status_code == 200, answer.text
+        her, cup = answer.json()["faces"]
+        assert len(her) == 1 and len(her[0]["embedding"]) == 128 and cup == []
+        broken = requests.post(f"{server.url}/faces", json={"images": [base64.b64encode(b"nope").decode()]}, timeout=60)
+        assert broken.status_code == 422

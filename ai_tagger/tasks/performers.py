@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ai_tagger.analyze.faces.engine import Face, FaceEngine, FacesUnavailable, PictureError, face_boxes
+from ai_tagger.analyze.faces.engine import Embedder, Face, FaceEngine, FacesUnavailable, PictureError, face_boxes
 from ai_tagger.analyze.faces.index import FaceIndex
 from ai_tagger.deps import TASK_NAME
 from ai_tagger.errors import RunError, StashError
 from ai_tagger.log import Log
+from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import CastItem, Performer
 from ai_tagger.store.cache import Cache
@@ -38,8 +39,13 @@ class FacesMissing(RunError):
     """The face packages cannot be imported: nothing was read or marked."""
 
 
-def load_engine() -> FaceEngine:
-    """The face engine, or :class:`FacesMissing` naming the task and the command that install it."""
+def load_engine(settings: Settings) -> Embedder:
+    """The face engine (the sidecar's with ``faceServerUrl``), or :class:`FacesMissing` naming the
+    task and the command that install it."""
+    if settings.face_server_url:
+        from ai_tagger.analyze.faces.remote import RemoteFaceEngine
+
+        return RemoteFaceEngine(settings.face_server_url)
     try:
         return FaceEngine.load()
     except FacesUnavailable as exc:
@@ -48,11 +54,14 @@ def load_engine() -> FaceEngine:
         ) from None
 
 
-def nudenet_boxes(log: Log) -> Boxes | None:
+def nudenet_boxes(log: Log, settings: Settings | None = None) -> Boxes | None:
     """NudeNet's face boxes when the local model is installed: it finds faces (a head bent down)
     that dlib's HOG detector misses. None when it is not: dlib's detector alone is used."""
     from ai_tagger.analyze.local.detector import Detector, DetectorUnavailable
     from ai_tagger.analyze.local.detector import PictureError as DetectorPictureError
+
+    if settings is not None and settings.face_server_url:
+        return None  # the face server finds the faces itself
 
     try:
         detector = Detector.shared()
@@ -69,7 +78,7 @@ def nudenet_boxes(log: Log) -> Boxes | None:
     return boxes
 
 
-def find_faces(engine: FaceEngine, boxes: Boxes | None, picture: bytes) -> list[Face]:
+def find_faces(engine: Embedder, boxes: Boxes | None, picture: bytes) -> list[Face]:
     """Faces by NudeNet's boxes, else by dlib's detector: a still picture is worth both looks."""
     found = engine.faces(picture, boxes(picture) or None) if boxes else []
     return found or engine.faces(picture)
@@ -86,7 +95,7 @@ class IndexSummary:
 
 
 class PerformerIndexer:
-    def __init__(self, client: StashClient, cache: Cache, log: Log, engine: FaceEngine, boxes: Boxes | None) -> None:
+    def __init__(self, client: StashClient, cache: Cache, log: Log, engine: Embedder, boxes: Boxes | None) -> None:
         self.client = client
         self.store = FaceStore(cache)
         self.log = log
@@ -192,8 +201,8 @@ def load_index(cache: Cache) -> FaceIndex:
     return FaceIndex.build(FaceStore(cache).embeddings())
 
 
-def index_performers(client: StashClient, cache: Cache, log: Log) -> dict[str, Any]:
+def index_performers(client: StashClient, cache: Cache, settings: Settings, log: Log) -> dict[str, Any]:
     """The task: refresh the face index from Stash; the output counts performers by outcome."""
-    engine = load_engine()
-    summary = PerformerIndexer(client, cache, log, engine, nudenet_boxes(log)).run()
+    engine = load_engine(settings)
+    summary = PerformerIndexer(client, cache, log, engine, nudenet_boxes(log, settings)).run()
     return summary.as_output()

@@ -173,7 +173,7 @@ def _run_locked(
         if table.task == "index":
             from ai_tagger.tasks.performers import index_performers  # dlib loads only for this task
 
-            return index_performers(client, cache, log), None
+            return index_performers(client, cache, settings, log), None
         if table.task == "identify":
             from ai_tagger.tasks.identify import identify_performers
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 REQUIREMENTS = Path(__file__).resolve().parents[3] / "requirements-faces.txt"
 LANDMARKS = "shape_predictor_5_face_landmarks.dat"
@@ -50,6 +50,17 @@ class FaceMemo:
     def __init__(self) -> None:
         self.seen: list[tuple[Any, tuple[float, ...]]] = []
         self.reused = 0
+
+
+class Embedder(Protocol):
+    """Finds and embeds faces: :class:`FaceEngine` in process, or the sidecar's ``/faces``."""
+
+    def faces(
+        self,
+        picture: bytes,
+        boxes: Sequence[tuple[int, int, int, int]] | None = None,
+        memo: FaceMemo | None = None,
+    ) -> list[Face]: ...
 
 
 class FacesUnavailable(Exception):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_tagger.analyze.base import PerformerFinding, PerformerMatch
-from ai_tagger.analyze.faces.engine import FaceEngine, FaceMemo, PictureError, face_boxes
+from ai_tagger.analyze.faces.engine import Embedder, FaceMemo, PictureError, face_boxes
 from ai_tagger.analyze.faces.index import FaceIndex, Match
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
@@ -24,7 +24,7 @@ from ai_tagger.store.cache import Cache
 
 @dataclass
 class Recognizer:
-    engine: FaceEngine
+    engine: Embedder
     index: FaceIndex
     boxes: Any
     settings: Settings
@@ -36,8 +36,8 @@ class Recognizer:
         the packages are absent: nothing was written)."""
         from ai_tagger.tasks.performers import PerformerIndexer, load_engine, load_index, nudenet_boxes
 
-        engine = load_engine()
-        boxes = nudenet_boxes(log)
+        engine = load_engine(settings)
+        boxes = nudenet_boxes(log, settings)
         indexer = PerformerIndexer(client, cache, log, engine, boxes)
         indexer.run(learn=False)
         index = load_index(cache)

@@ -236,7 +236,7 @@ class Detector:
             known = [self._recent.get(key) for key in keys]
         missing = [i for i, found in enumerate(known) if found is None]
         if missing:
-            fresh = self._detect([pictures[i] for i in missing])
+            fresh = self._detect([pictures[i] for i in missing], [i + 1 for i in missing])
             with self._recent_lock:
                 for i, found in zip(missing, fresh, strict=True):
                     known[i] = found
@@ -246,10 +246,12 @@ class Detector:
                     self._recent.popitem(last=False)
         return [list(found or []) for found in known]
 
-    def _detect(self, pictures: Sequence[bytes]) -> list[list[dict[str, Any]]]:
+    def _detect(self, pictures: Sequence[bytes], numbers: Sequence[int]) -> list[list[dict[str, Any]]]:
+        """Inference on ``pictures``; ``numbers`` are their 1-based places in the caller's list (for errors)."""
         results: list[list[dict[str, Any]]] = []
         for start in range(0, len(pictures), BATCH):
-            prepared = [self._prepare(start + i + 1, p) for i, p in enumerate(pictures[start : start + BATCH])]
+            chunk = zip(numbers[start : start + BATCH], pictures[start : start + BATCH], strict=True)
+            prepared = [self._prepare(number, picture) for number, picture in chunk]
             batch = self._np.vstack([blob for blob, _ in prepared])
             with self._runs:
                 output = self._session.run(None, {self._input: batch})[0]
