@@ -257,12 +257,12 @@ class Settings(BaseModel):
         "dependencies task installs it when this is on). Faces never leave the machine.",
     )
     performer_threshold: float = Field(
-        55.0,
+        50.0,
         ge=1,
         le=99,
         title="Performer match (%)",
         description="Add a performer only when a face matches their face at least this well (100 minus 100 x "
-        "dlib's face distance: 60 = distance 0.4). Higher = fewer wrong performers, more missed. Default 55.",
+        "dlib's face distance: 60 = distance 0.4). Higher = fewer wrong performers, more missed. Default 50 (distance 0.5; dlib calls under 0.6 the same person).",
     )
     performer_review_confidence: float | None = Field(
         None,

@@ -122,7 +122,8 @@ def test_performers_are_decided_on_their_own_threshold_and_review_floor():
     inputs = Inputs(policy=policy, vocabulary=Vocabulary([]), current_performers=frozenset({"9"}))
     verdicts = decide_performers(PerformerFinding(matches), inputs)
     assert [(v.performer_id, v.outcome) for v in verdicts] == [("7", APPLY), ("9", ON_ITEM), ("8", REVIEW)]
-    off = Inputs(policy=Policy.from_settings(Settings.from_stash({})), vocabulary=Vocabulary([]))
+    stricter = Policy.from_settings(Settings.from_stash({"performerThreshold": 55}))
+    off = Inputs(policy=stricter, vocabulary=Vocabulary([]))
     assert [v.outcome for v in decide_performers(PerformerFinding(matches), off)] == [APPLY, APPLY, BELOW]
 
 

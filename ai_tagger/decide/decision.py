@@ -60,7 +60,7 @@ class Policy:
     trust_unscored: bool = False
     learned: Mapping[str, float] = field(default_factory=dict, hash=False)
     """Thresholds the user's rejections raised, by tag id (``learnThresholds``); never lowers one."""
-    performer_threshold: float = 0.55
+    performer_threshold: float = 0.5
     """``performerThreshold``: a performer is added from this face match score (1 - dlib's distance)."""
     performer_review: float | None = None
     """``performerReviewConfidence``: matches from here up to the threshold are suggested for review."""
