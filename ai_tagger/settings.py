@@ -262,7 +262,8 @@ class Settings(BaseModel):
         le=99,
         title="Performer match (%)",
         description="Add a performer only when a face matches their face at least this well (100 minus 100 x "
-        "dlib's face distance: 60 = distance 0.4). Higher = fewer wrong performers, more missed. Default 50 (distance 0.5; dlib calls under 0.6 the same person).",
+        "dlib's face distance: 60 = distance 0.4). Higher = fewer wrong performers, more missed. Default 50 "
+        "(distance 0.5; dlib calls under 0.6 the same person).",
     )
     performer_review_confidence: float | None = Field(
         None,

@@ -323,6 +323,9 @@ def test_tag_untagged_with_the_local_model_also_adds_performers_and_a_rerun_writ
     again = run_plugin(stash, {"mode": "tag_untagged"}, timeout=300)
     assert again.error is None and stash.mutation_count == mutations
 
+    report = run_plugin(stash, {"mode": "report"})
+    assert {(r["performer"], r["applied"]) for r in report.output["performers"]} == {("Eileen", 3), ("Cameraman", 1)}
+
     undo = run_plugin(stash, {"mode": "undo_last"})
     assert undo.output["removed"]["performers"] == 4
     assert _cast_of(stash, items)["user's"] == {"Someone Else"}
@@ -382,3 +385,34 @@ def test_the_sidecar_answers_faces_per_picture_and_refuses_a_broken_one(tmp_path
         assert len(her) == 1 and len(her[0]["embedding"]) == 128 and cup == []
         broken = requests.post(f"{server.url}/faces", json={"images": [base64.b64encode(b"nope").decode()]}, timeout=60)
         assert broken.status_code == 422
+
+
+def test_with_a_gateway_tags_come_from_it_and_faces_are_still_recognised_locally(library, model):
+    stash, people, items = library
+    configure(stash, model, recognizePerformers=True, framesPerScene=2)
+
+    run = run_plugin(stash, {"mode": "tag_images"}, timeout=300)
+
+    assert run.error is None, run.stderr
+    assert model.requests, "the tags came from the gateway"
+    assert _cast_of(stash, items)["her image"] == {"Eileen"}
+    assert _cast_of(stash, items)["his image"] == {"Cameraman"}
+    assert _cast_of(stash, items)["cat"] == set()
+
+
+def test_a_match_between_the_review_floor_and_the_threshold_is_a_performer_suggestion(library):
+    stash, people, items = library
+    stash.set_plugin_settings(PLUGIN_ID, {"provider": "local", "recognizePerformers": True, "performerThreshold": 95,
+                                          "performerReviewConfidence": 50})  # fmt: skip
+    kind, her_image = items["her image"]
+
+    assert run_plugin(stash, {"mode": "tag_images"}, timeout=300).error is None
+    assert stash.performers_of(kind, her_image) == set() and "AI_Review" in stash.tags_of_image(her_image)
+
+    listed = run_plugin(stash, {"mode": "review_list"}).output
+    [item] = [i for i in listed["items"] if i["id"] == her_image]
+    assert [s["performer"] for s in item["suggestions"] if s.get("kind") == "performer"] == ["Eileen"]
+    decided = run_plugin(stash, {"mode": "review_decide", "kind": kind, "id": her_image,
+                                 "accept": [{"kind": "performer", "id": people["her"]}]})  # fmt: skip
+    assert decided.error is None and decided.output["performers_accepted"] == ["Eileen"]
+    assert stash.performers_of(kind, her_image) == {"Eileen"}
