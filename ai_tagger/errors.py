@@ -36,6 +36,19 @@ This module imports nothing: the hook path (standard library only) can use it.
 
 from __future__ import annotations
 
+from enum import Enum
+
+
+class Stage(str, Enum):
+    """The pipeline stage an item failed in, as the run reports it."""
+
+    ITEM = "item"
+    MEDIA = "media"
+    GATEWAY = "gateway"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 class AiTaggerError(Exception):
     """Base of every error the plugin raises on purpose; the message says what to fix."""
@@ -48,8 +61,7 @@ class RunError(AiTaggerError):
 class ItemError(AiTaggerError):
     """This item cannot be tagged now; it is marked ``AI_Errored`` and the run goes on."""
 
-    stage = "item"
-    """The pipeline stage that failed, as the run reports it (``media``, ``gateway``)."""
+    stage = Stage.ITEM
 
 
 class SettingsError(RunError, ValueError):
@@ -87,13 +99,13 @@ class HookError(RunError):
 class MediaError(ItemError):
     """A corrupt, missing or unreadable file; it fails one item, never the run."""
 
-    stage = "media"
+    stage = Stage.MEDIA
 
 
 class GatewayError(ItemError):
     """One item's request failed (after retries); other items may still succeed."""
 
-    stage = "gateway"
+    stage = Stage.GATEWAY
 
 
 class MalformedAnswer(GatewayError, ValueError):

@@ -17,11 +17,12 @@ import urllib.request
 from typing import Any
 
 from ai_tagger import PLUGIN_ID
+from ai_tagger.configured import missing_settings
 from ai_tagger.errors import HookError
 from ai_tagger.log import Log
 from ai_tagger.stash import endpoint, queries
 
-TASK_NAME = "Tag untagged scenes and images"
+TAG_TASK = "Tag untagged scenes and images"
 JOB_DESCRIPTION = "AI Tagger: tag new scenes and images"
 WAITING = ("READY",)
 TIMEOUT = 10
@@ -62,18 +63,11 @@ def plugin_settings(connection: dict[str, Any]) -> dict[str, Any]:
 
 def _is_ours(job: dict[str, Any]) -> bool:
     description = str(job.get("description") or "")
-    return JOB_DESCRIPTION in description or TASK_NAME in description
+    return JOB_DESCRIPTION in description or TAG_TASK in description
 
 
 def _enabled(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"))
-
-
-def _configured(settings: dict[str, Any]) -> bool:
-    """The built-in local model needs nothing set; a gateway needs its URL and model."""
-    if str(settings.get("provider") or "").strip().lower() == "local":
-        return True
-    return bool(str(settings.get("gatewayUrl") or "").strip() and str(settings.get("model") or "").strip())
 
 
 def on_create(raw_input: dict[str, Any], log: Log) -> dict[str, Any]:
@@ -85,7 +79,7 @@ def on_create(raw_input: dict[str, Any], log: Log) -> dict[str, Any]:
         if _enabled(settings.get("disableAutoTag")):
             log.debug(f"{hook_type}: automatic tagging is disabled")
             return {"hook": hook_type, "queued": False, "reason": "disableAutoTag is on"}
-        if not _configured(settings):
+        if missing_settings(settings.get("provider"), settings.get("gatewayUrl"), settings.get("model")):
             log.debug(f"{hook_type}: gateway not configured, nothing queued")
             return {"hook": hook_type, "queued": False, "reason": "gateway not configured"}
         jobs = _graphql(connection, queries.JOB_QUEUE).get("jobQueue") or []
@@ -98,7 +92,7 @@ def on_create(raw_input: dict[str, Any], log: Log) -> dict[str, Any]:
             queries.RUN_PLUGIN_TASK,
             {
                 "plugin_id": PLUGIN_ID,
-                "task_name": TASK_NAME,
+                "task_name": TAG_TASK,
                 "description": JOB_DESCRIPTION,
                 "args_map": {"mode": "tag_untagged"},
             },

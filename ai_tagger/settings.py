@@ -19,14 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic.alias_generators import to_camel
 
 from ai_tagger.analyze.local.detector import MODELS
-from ai_tagger.deps import data_dir  # noqa: F401 - kept importable from here; it lives in the stdlib-only module
+from ai_tagger.configured import LOCAL_PROVIDER, missing_settings
 from ai_tagger.errors import SettingsError
 
 STATUS_TAGGED = "AI_Tagged"
 STATUS_ERRORED = "AI_Errored"
 STATUS_REVIEW = "AI_Review"
 STATUS_TAGS = (STATUS_TAGGED, STATUS_ERRORED, STATUS_REVIEW)
-LOCAL_PROVIDER = "local"
 LOCAL_MODELS = MODELS
 """Models of the built-in ``local`` provider; the first is the default. The detector module imports
 only the standard library at load time, so settings may take them from there."""
@@ -428,19 +427,13 @@ class Settings(BaseModel):
 
     @property
     def configured(self) -> bool:
-        return self.local or bool(self.gateway_url and self.model)
+        return not missing_settings(self.provider, self.gateway_url, self.model)
 
     def describe_model(self) -> str:
         """The model a run uses, for the log."""
         if self.local:
             return f"the built-in local model {self.model}"
         return f"{self.model} at {self.gateway_url}"
-
-    def require_gateway(self) -> None:
-        """Fail with what to fill in when the gateway is not set up."""
-        from ai_tagger.analyze.gateway.base import GatewayConfig
-
-        GatewayConfig.from_settings(self).require()
 
     @classmethod
     def from_stash(cls, values: dict[str, Any] | None) -> Settings:

@@ -23,9 +23,9 @@ from ai_tagger.analyze.base import (
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer
 from ai_tagger.decide.decision import REJECTED, REVIEW, Policy
 from ai_tagger.decide.item import ON_ITEM, PERFORMER, Inputs, decide_item
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.media.source import ItemMedia
 from ai_tagger.stash.models import Item
+from ai_tagger.stash.vocabulary import Vocabulary
 from tests.conftest import PLUGIN_ID
 from tests.servers.stash_server import FakeStash
 from tests.test_in_process import FakeProvider, images, run, settings
@@ -184,3 +184,23 @@ def test_the_item_decision_is_pure_and_takes_the_users_rejections_as_input():
 def test_no_analyzer_finding_means_no_performer_or_details_in_the_decision(tmp_path: Path):
     decision = decide_item(Findings(TagAnswer([], frame_count=1)), _inputs())
     assert decision.performers == [] and decision.details is None and decision.description is None
+
+
+def test_an_items_media_is_read_once_and_shared_by_every_analyzer(stash, tmp_path, monkeypatch):
+    import ai_tagger.media.source as source
+
+    calls: list[str] = []
+    real = source.shots
+
+    def counted(item: Item, *args: Any, **kwargs: Any) -> Any:
+        calls.append(item.id)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(source, "shots", counted)
+    red, blue = images(stash, tmp_path, "red", "blue")
+
+    output, error, _ = run(stash, tmp_path / "data")
+
+    assert error is None and output["tagged"] == 2
+    assert sorted(calls) == sorted([red, blue]), "the tag and face analyzers shared one extraction per item"
+    assert sorted(FakeFaces.seen) == sorted([red, blue])

@@ -9,8 +9,9 @@ import pytest
 import responses
 
 from ai_tagger.analyze.gateway.answer import MalformedAnswer, read_answer
-from ai_tagger.analyze.gateway.base import GatewayConfig, GatewayError, TagRequest
+from ai_tagger.analyze.gateway.base import GatewayConfig, TagRequest
 from ai_tagger.analyze.providers.openai import OpenAIProvider
+from ai_tagger.errors import GatewayError
 from ai_tagger.settings import Settings
 from tests.servers.model_server import ANSWERS_DIR, answer_case, answer_case_names
 

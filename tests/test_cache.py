@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ai_tagger.analyze.gateway.base import Candidate, Usage
-from ai_tagger.store.cache import SCHEMA_VERSION, Cache, JournalEntry, NewerCache
+from ai_tagger.store.cache import SCHEMA_VERSION, Cache, ItemRecord, NewerCache
 
 # The file as AI Tagger wrote it before the schema had a version (user_version 0).
 UNVERSIONED = """
@@ -43,14 +43,14 @@ def test_an_unversioned_file_is_migrated_and_keeps_its_answers_and_journal(tmp_p
 
     cache = Cache(path)
     answer = cache.get("k1")
-    journal = list(cache.journal(("image",)))
+    journal = list(cache.processed(("image",)))
     cache.close()
 
     assert cache.reset_reason is None
     assert version(path) == SCHEMA_VERSION
     assert answer is not None and answer.cached and answer.frame_count == 2
     assert answer.candidates == [Candidate(name="Dog", confidence=0.9, frames=(1,))]
-    assert journal == [JournalEntry("image", "7", "k1", "tagged", ["3"], [])]
+    assert journal == [ItemRecord("image", "7", "k1", "tagged", ["3"], [])]
 
 
 def test_a_file_from_a_newer_plugin_is_refused_and_left_untouched(tmp_path):
@@ -82,13 +82,13 @@ def test_a_corrupt_file_is_moved_aside_and_says_the_undo_history_was_lost(tmp_pa
 def test_answers_and_journal_round_trip(tmp_path):
     cache = Cache(tmp_path / "cache.sqlite3")
     cache.put("k", "fp", [Candidate(name="Cat", confidence=0.5)], 3, Usage(7, 1))
-    cache.record(JournalEntry("scene", "1", "k", "tagged", ["9"], [{"tag": "Cat", "score": 0.5}]))
+    cache.record(ItemRecord("scene", "1", "k", "tagged", ["9"], [{"tag": "Cat", "score": 0.5}]))
 
     answer = cache.get("k")
 
     assert answer is not None
     assert (answer.frame_count, answer.key, answer.cached, answer.calls, answer.usage) == (3, "k", True, 0, Usage())
-    assert cache.journal_count(("scene",)) == 1 and cache.journal_count(("image",)) == 0
+    assert cache.processed_count(("scene",)) == 1 and cache.processed_count(("image",)) == 0
     assert cache.get("missing") is None
     cache.close()
 

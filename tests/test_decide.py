@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from ai_tagger.analyze.gateway.base import Candidate
 from ai_tagger.decide.decision import BELOW, CREATE, NOT_EXISTING, OVER_CAP, RESERVED, Policy, decide, score
-from ai_tagger.decide.normalize import key
-from ai_tagger.decide.vocabulary import Vocabulary, prompt_entry
 from ai_tagger.stash.models import Tag, TagRef
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary, prompt_entry
 
 VOCABULARY = [
     Tag(id="1", name="Outdoors", aliases=["outside"]),

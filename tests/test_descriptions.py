@@ -140,3 +140,19 @@ def test_descriptions_cost_at_most_fifteen_percent_more_tokens_per_scene(stash, 
 
     print(f"tokens per scene: descriptions off {spent[False]}, on {spent[True]} ({spent[True] / spent[False]:.3f}x)")
     assert spent[False] < spent[True] <= 1.15 * spent[False]
+
+
+def test_remove_ai_clears_a_scenes_unchanged_description_in_its_one_remove(stash, model, tmp_path):
+    configure(stash, model, writeDetails=True, framesPerScene=2)
+    video = media.make_video(tmp_path / "red.mp4", ["red"], seconds_per_colour=2)
+    scene = stash.add_scene(video)
+    ok(run_plugin(stash, {"mode": "tag_scenes"}))
+    assert details(stash, "scene", scene) == RED
+    stash.reset_log()
+
+    output = ok(run_plugin(stash, {"mode": "remove_ai"}))
+
+    assert details(stash, "scene", scene) == "" and stash.tags_of_scene(scene) == set()
+    [update] = updates(stash)
+    assert update["details"] == "" and update["tag_ids"]["mode"] == "REMOVE"
+    assert output["removed"]["details"] == 1

@@ -14,8 +14,8 @@ from ai_tagger.analyze.faces.index import FaceIndex, Match
 from ai_tagger.analyze.faces.recognizer import per_performer
 from ai_tagger.decide.decision import APPLY, BELOW, REVIEW, Policy
 from ai_tagger.decide.item import ON_ITEM, Inputs, decide_performers
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.settings import Settings
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import SCHEMA_VERSION, Cache
 from ai_tagger.store.faces import MAX_LEARNED, FaceStore, Source
 from tests import faces, imports, media

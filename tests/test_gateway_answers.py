@@ -8,10 +8,11 @@ import threading
 import pytest
 import responses
 
-from ai_tagger.analyze.gateway.answer import MalformedAnswer, parse_answer
-from ai_tagger.analyze.gateway.base import GatewayConfig, GatewayError, GatewayFatal, TagRequest
-from ai_tagger.analyze.gateway.http import retry_after
+from ai_tagger.analyze.gateway.answer import MalformedAnswer, read_answer
+from ai_tagger.analyze.gateway.base import GatewayConfig, TagRequest
 from ai_tagger.analyze.providers.openai import OpenAIProvider
+from ai_tagger.errors import GatewayError, GatewayFatal
+from ai_tagger.retry import retry_after
 from ai_tagger.settings import Settings
 from tests import media
 
@@ -29,7 +30,7 @@ ANSWER = {"tags": [{"name": "Dog", "confidence": 0.8, "frames": [1]}]}
     ],
 )
 def test_answers_are_read_in_any_wrapping(text):
-    [candidate] = parse_answer(text)
+    [candidate] = read_answer(text).candidates
     assert candidate.name == "Dog" and candidate.confidence == 0.8
 
 
@@ -44,7 +45,7 @@ def test_answers_are_read_in_any_wrapping(text):
 )
 def test_unreadable_answers_are_malformed(text):
     with pytest.raises(MalformedAnswer):
-        parse_answer(text)
+        read_answer(text)
 
 
 def test_retry_after_accepts_seconds_and_litellm_header():

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ai_tagger.analyze.gateway.base import Candidate
 from ai_tagger.decide.decision import APPLY, BELOW, Policy, Verdict, decide
-from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.settings import Settings, data_dir
+from ai_tagger.deps import data_dir
+from ai_tagger.settings import Settings
 from ai_tagger.stash.models import ItemState, Tag
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import MIGRATIONS, Cache
 from ai_tagger.store.journal import Journal, Write
 from ai_tagger.tasks.modes import UNDOABLE
@@ -41,7 +42,7 @@ def test_a_journal_written_by_todays_plugin_becomes_one_undoable_run(tmp_path):
     assert cache.reset_reason is None and run.id == "before-journal"
     assert journal.added([run.id], "image", "7") == {"3": False, "4": False, "status:AI_Tagged": True}
     assert journal.added([run.id], "scene", "2") == {"3": False, "status:AI_Tagged": True, "status:AI_Review": True}
-    assert list(cache.journal(("image",)))[0].applied == ["3", "4"], "the old journal is kept as it was"
+    assert list(cache.processed(("image",)))[0].applied == ["3", "4"], "the old journal is kept as it was"
     cache.close()
 
 
@@ -77,8 +78,8 @@ def _applications(journal: Journal, scores: list[float], rejected: int) -> None:
         assert journal.rejected("image", str(index), ItemState()) == {DOG.id}
 
 
-def test_a_tag_removed_by_the_user_is_a_rejection_only_once_and_only_on_that_item():
-    journal = Journal(Cache(None))
+def test_a_tag_removed_by_the_user_is_a_rejection_only_once_and_only_on_that_item(tmp_path):
+    journal = Journal(Cache(tmp_path / "cache.sqlite3"))
     _applications(journal, [0.7, 0.8], rejected=1)
 
     assert journal.rejected("image", "0", ItemState()) == {DOG.id}
@@ -90,8 +91,8 @@ def test_a_tag_removed_by_the_user_is_a_rejection_only_once_and_only_on_that_ite
     }
 
 
-def test_learned_threshold_keeps_90_percent_of_rejections_out_and_the_decision_uses_it():
-    journal = Journal(Cache(None))
+def test_learned_threshold_keeps_90_percent_of_rejections_out_and_the_decision_uses_it(tmp_path):
+    journal = Journal(Cache(tmp_path / "cache.sqlite3"))
     rejected = [0.62, 0.65, 0.70, 0.72]
     _applications(journal, [*rejected, 0.9, 0.9, 0.9, 0.95, 0.95, 0.97], rejected=len(rejected))
 
@@ -109,12 +110,12 @@ def test_learned_threshold_keeps_90_percent_of_rejections_out_and_the_decision_u
     assert high.outcome == APPLY and before.outcome == APPLY
 
 
-def test_learning_needs_ten_applications_and_30_percent_and_never_goes_above_99():
-    few = Journal(Cache(None))
+def test_learning_needs_ten_applications_and_30_percent_and_never_goes_above_99(tmp_path):
+    few = Journal(Cache(tmp_path / "few.sqlite3"))
     _applications(few, [0.7] * 9, rejected=9)
-    rare = Journal(Cache(None))
+    rare = Journal(Cache(tmp_path / "rare.sqlite3"))
     _applications(rare, [0.7] * 10, rejected=2)
-    sure = Journal(Cache(None))
+    sure = Journal(Cache(tmp_path / "sure.sqlite3"))
     _applications(sure, [0.995] * 10, rejected=5)
 
     assert few.learned() == [] and rare.learned() == []

@@ -21,8 +21,8 @@ from ai_tagger.analyze.local import detector
 from ai_tagger.analyze.local.detector import FLOOR, Label, aggregate, tag_name
 from ai_tagger.decide.decision import CREATE, NOT_ALLOWED, Policy, decide
 from ai_tagger.decide.rules import Rules, load_rules
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.settings import LOCAL_MODELS, Settings, SettingsError
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import Cache
 from tests import imports, media
 from tests.conftest import PLUGIN_ID, REPO, configure, run_plugin

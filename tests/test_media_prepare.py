@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from ai_tagger.media.errors import MediaError
+from ai_tagger.errors import MediaError
 from ai_tagger.media.frames import extract_frames, timestamps
 from ai_tagger.media.images import prepare_image
 from tests import media

@@ -13,7 +13,7 @@ import threading
 
 import requests
 
-from ai_tagger.settings import data_dir
+from ai_tagger.deps import data_dir
 from tests import media
 from tests.conftest import PLUGIN_ID, configure, run_plugin
 from tests.test_undo import ok

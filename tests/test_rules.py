@@ -27,10 +27,10 @@ from ai_tagger.decide.decision import (
     Policy,
     decide,
 )
-from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules, RulesError, load_rules, parse_rules
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.stash.models import Tag, TagRef
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_tagger.settings import data_dir
+from ai_tagger.deps import data_dir
 from tests import media
 from tests.conftest import REPO, configure, run_plugin
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from ai_tagger.settings import data_dir
+from ai_tagger.deps import data_dir
 from ai_tagger.store.cache import SCHEMA_VERSION
 from tests import media
 from tests.conftest import configure, run_plugin

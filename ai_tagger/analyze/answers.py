@@ -16,7 +16,6 @@ from ai_tagger.analyze.gateway.answer import MAX_ENUM
 from ai_tagger.analyze.gateway.base import Provider, TagAnswer, TagRequest
 from ai_tagger.analyze.gateway.prompt import PROMPT_VERSION, item_context, transcript_context
 from ai_tagger.analyze.gateway.split import chunks, merge
-from ai_tagger.decide.vocabulary import Vocabulary, prompt_entry
 from ai_tagger.errors import GatewayError
 from ai_tagger.log import Log
 from ai_tagger.media.grid import contact_sheet
@@ -24,6 +23,7 @@ from ai_tagger.media.source import ItemMedia
 from ai_tagger.settings import STATUS_TAGS, Settings
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item
+from ai_tagger.stash.vocabulary import Vocabulary, prompt_entry
 from ai_tagger.store.cache import Cache, answer_key
 
 

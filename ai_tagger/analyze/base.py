@@ -23,8 +23,8 @@ from ai_tagger.settings import Settings
 from ai_tagger.stash.models import Item
 
 if TYPE_CHECKING:
-    from ai_tagger.decide.vocabulary import Vocabulary
     from ai_tagger.stash.client import StashClient
+    from ai_tagger.stash.vocabulary import Vocabulary
     from ai_tagger.store.cache import Cache
 
 F = TypeVar("F")

@@ -23,11 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ai_tagger.analyze.gateway.base import Candidate
-from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.settings import STATUS_TAGS, Settings
 from ai_tagger.stash.models import Tag
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary
 
 APPLY = "apply"
 CREATE = "create"

@@ -16,8 +16,8 @@ from enum import Enum
 from ai_tagger.analyze.base import DescriptionFinding, Findings, PerformerFinding
 from ai_tagger.analyze.gateway.base import TagAnswer
 from ai_tagger.decide.decision import APPLY, BELOW, REJECTED, REVIEW, Decision, Policy, Verdict, decide
-from ai_tagger.decide.normalize import key
-from ai_tagger.decide.vocabulary import Vocabulary
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary
 
 ON_ITEM = "on the item"
 """A review suggestion the item already has: not pending any more."""

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ai_tagger.decide.decision import Decision, Verdict
-from ai_tagger.decide.normalize import key
 from ai_tagger.decide.rules import Rules
+from ai_tagger.stash.names import key
 
 EPSILON = 1e-6
 

@@ -1,6 +1,6 @@
 """The user's tag rules, read from a YAML file: synonyms, block/allow globs, per-tag thresholds.
 
-Every name in a rule is compared by :func:`~ai_tagger.decide.normalize.key`, so the file can be
+Every name in a rule is compared by :func:`~ai_tagger.stash.names.key`, so the file can be
 written in any case or spacing. A malformed file raises :class:`RulesError` naming the file and
 the line, because the user edits it by hand and needs to know where to look.
 
@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from yaml.composer import Composer, ComposerError
 from yaml.events import AliasEvent
 
-from ai_tagger.decide.normalize import key, singulars
 from ai_tagger.errors import RulesError
+from ai_tagger.stash.names import key, singulars
 
 
 class _EntryError(ValueError):

@@ -26,8 +26,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ai_tagger.errors import MediaError
 from ai_tagger.media import mp4
-from ai_tagger.media.errors import MediaError
 
 FFMPEG_TIMEOUT = 60
 EDGE = 0.05

@@ -7,7 +7,7 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ai_tagger.media.errors import MediaError
+from ai_tagger.errors import MediaError
 
 Image.MAX_IMAGE_PIXELS = 200_000_000
 

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from ai_tagger.media.errors import MediaError
+from ai_tagger.errors import MediaError
 from ai_tagger.media.frames import extract_dense, extract_frames, timestamps
 from ai_tagger.media.images import prepare_image
 from ai_tagger.stash.models import Item

@@ -243,8 +243,8 @@ class StashClient:
     def update_item(self, kind: str, item_id: str, update: ItemUpdate) -> None:
         """One mutation for the whole update: the item is written whole or not at all.
 
-        Adds (and ``details``) go in one ``bulk<Kind>Update`` input; when there are removals too,
-        a second aliased field of the same mutation takes them, so it is still one request.
+        Adds and ``details`` go in one ``bulk<Kind>Update`` input; when there are removals too, a
+        second aliased field of the same mutation takes them, so it is still one request.
         Removals only ever name what this plugin added itself.
         """
         if not update:
@@ -259,8 +259,8 @@ class StashClient:
                 add[name] = {"ids": list(added), "mode": "ADD"}
             if removed:
                 remove[name] = {"ids": list(removed), "mode": "REMOVE"}
-        if update.details is not None:
-            add["details"] = update.details
+        if update.details is not None:  # with the adds, or alone with the removals (undo clearing it)
+            (add if len(add) > 1 or len(remove) == 1 else remove)["details"] = update.details
         kind_queries = _KINDS[kind]
         if len(add) > 1 and len(remove) > 1:
             self.execute(kind_queries.review_update, {"add": add, "remove": remove})

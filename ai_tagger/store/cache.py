@@ -1,4 +1,10 @@
-"""The result cache and run journal: one SQLite file in the plugin's data folder.
+"""The result cache: one SQLite file in the plugin's data folder, shared with the provenance journal.
+
+This module owns ``answers``, ``answer_times``, ``items`` and ``markers`` (and the file's
+migrations); :mod:`ai_tagger.store.journal` owns ``runs``, ``writes``, ``field_writes``,
+``created_tags`` and ``rejections``, reaching them through :meth:`Cache.query` and
+:meth:`Cache.transaction`. Each table has one owner.
+
 
 ``answers`` keeps each model answer (raw candidates, before any threshold or rule) under a key
 made of the media's content fingerprint, the frame plan, provider, gateway URL, model and prompt version:
@@ -222,13 +228,17 @@ MARKER_STATES = ("planned", "created", "removed", "rejected")
 
 
 @dataclass(frozen=True)
-class JournalEntry:
+class ItemRecord:
     kind: str
     id: str
     answer_key: str | None
     status: str
     applied: list[str]
     review: list[dict[str, object]]
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" for _ in values)
 
 
 def answer_key(*parts: object) -> str:
@@ -239,15 +249,13 @@ def answer_key(*parts: object) -> str:
 class Cache:
     """Thread-safe; every write is its own committed transaction."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.reset_reason: str | None = None
         self._lock = threading.Lock()
         self._db = self._open()
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path is None:
-            return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         try:
@@ -274,8 +282,6 @@ class Cache:
         except sqlite3.DatabaseError as exc:
             if db is not None:
                 db.close()
-            if self.path is None:
-                raise
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             for suffix in ("", "-wal", "-shm"):
                 part = Path(f"{self.path}{suffix}")
@@ -381,6 +387,24 @@ class Cache:
             return self._marker_rows("WHERE state = 'created'", ())
         return self._marker_rows("WHERE state = 'created' AND run_id = ?", (run_id,))
 
+    def created_marker_ids(self, run_ids: list[str] | None) -> list[tuple[str, str]]:
+        """``(scene id, marker id)`` the plugin created and still owns, of the runs or of all of them."""
+        sql = "SELECT scene_id, marker_id FROM markers WHERE state = 'created' AND marker_id IS NOT NULL"
+        params: tuple[Any, ...] = ()
+        if run_ids is not None:
+            sql += f" AND run_id IN ({_marks(run_ids)})"
+            params = tuple(run_ids)
+        return [(str(r[0]), str(r[1])) for r in self.query(sql + " ORDER BY scene_id, marker_id", params)]
+
+    def marker_removed(self, marker_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE markers SET state = 'removed', updated = ? WHERE marker_id = ?", (time.time(), marker_id)
+            )
+
+    def has_markers(self, run_id: str) -> bool:
+        return bool(self.query("SELECT 1 FROM markers WHERE run_id = ? LIMIT 1", (run_id,)))
+
     def planned_scenes(self) -> list[str]:
         """Scenes with markers planned but not written (a run killed between the tag write and them)."""
         with self._lock:
@@ -396,7 +420,7 @@ class Cache:
             ).fetchall()
         return [MarkerRow(int(r[0]), str(r[1]), str(r[2]), float(r[3]), r[4], r[5], r[6], str(r[7])) for r in rows]
 
-    def record(self, entry: JournalEntry) -> None:
+    def record(self, entry: ItemRecord) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -411,8 +435,8 @@ class Cache:
                 ),
             )
 
-    def journal_count(self, kinds: tuple[str, ...]) -> int:
-        """How many entries :meth:`journal` yields, counted by SQLite."""
+    def processed_count(self, kinds: tuple[str, ...]) -> int:
+        """How many records :meth:`processed` yields, counted by SQLite."""
         marks = ",".join("?" for _ in kinds)
         with self._lock:
             row = self._db.execute(
@@ -421,7 +445,7 @@ class Cache:
             ).fetchone()
         return int(row[0])
 
-    def journal(self, kinds: tuple[str, ...]) -> Iterator[JournalEntry]:
+    def processed(self, kinds: tuple[str, ...]) -> Iterator[ItemRecord]:
         """Processed items with a cached answer, in a stable order, read in pages."""
         last = ("", "")
         marks = ",".join("?" for _ in kinds)
@@ -436,8 +460,25 @@ class Cache:
             if not rows:
                 return
             for row in rows:
-                yield JournalEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
+                yield ItemRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
             last = (rows[-1][0], rows[-1][1])
+
+    def pending_review(
+        self, kinds: tuple[str, ...], offset: int, limit: int
+    ) -> tuple[int, list[tuple[str, str, str]]]:
+        """``(total, [(kind, item id, suggestions JSON)])``: items with suggestions, newest first."""
+        where = f"review != '[]' AND kind IN ({_marks(kinds)})"
+        total = int(self.query(f"SELECT count(*) FROM items WHERE {where}", kinds)[0][0])  # noqa: S608
+        rows = self.query(
+            f"SELECT kind, id, review FROM items WHERE {where} ORDER BY updated DESC, kind, id LIMIT ? OFFSET ?",  # noqa: S608
+            (*kinds, limit, offset),
+        )
+        return total, [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def suggestions(self, kind: str, item_id: str) -> str | None:
+        """The item's pending suggestions as stored (JSON), or None for an item never processed."""
+        rows = self.query("SELECT review FROM items WHERE kind = ? AND id = ?", (kind, item_id))
+        return str(rows[0][0]) if rows else None
 
     def swap_review(self, kind: str, item_id: str, old: str, new: str) -> bool:
         """Replace an item's pending suggestions only if they are still ``old`` (compare and swap).

@@ -23,6 +23,7 @@ from ai_tagger.decide.decision import Verdict
 from ai_tagger.decide.item import DESCRIPTION, PERFORMER
 from ai_tagger.stash.models import ItemState
 from ai_tagger.store.cache import Cache
+from ai_tagger.tasks.modes import REVIEW_DECISION
 
 LEARN_MIN_APPLIED = 10
 LEARN_MIN_RATE = 0.30
@@ -129,7 +130,7 @@ class Journal:
             "OR EXISTS (SELECT 1 FROM created_tags WHERE run_id = ?)",
             (run_id, run_id, run_id),
         )[0][0]
-        if not wrote and not self._has_markers(run_id):
+        if not wrote and not self.cache.has_markers(run_id):
             self.cache.transaction([("DELETE FROM runs WHERE id = ?", (run_id,))])
             return
         self.cache.transaction(
@@ -142,9 +143,6 @@ class Journal:
                 )
             ]
         )
-
-    def _has_markers(self, run_id: str) -> bool:
-        return bool(self.cache.query("SELECT 1 FROM markers WHERE run_id = ? LIMIT 1", (run_id,)))
 
     def created_tag(self, run_id: str, tag_id: str, name: str) -> None:
         self.cache.transaction(
@@ -285,21 +283,6 @@ class Journal:
 
     # ---- review ------------------------------------------------------------------------
 
-    def pending(self, kinds: tuple[str, ...], offset: int, limit: int) -> tuple[int, list[tuple[str, str, str]]]:
-        """``(total, [(kind, item id, suggestions JSON)])``: items with suggestions, newest first."""
-        where = f"review != '[]' AND kind IN ({_marks(kinds)})"
-        total = int(self.cache.query(f"SELECT count(*) FROM items WHERE {where}", kinds)[0][0])  # noqa: S608
-        rows = self.cache.query(
-            f"SELECT kind, id, review FROM items WHERE {where} ORDER BY updated DESC, kind, id LIMIT ? OFFSET ?",  # noqa: S608
-            (*kinds, limit, offset),
-        )
-        return total, [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
-
-    def suggestions(self, kind: str, item_id: str) -> str | None:
-        """The item's pending suggestions as stored (JSON), or None for an item never processed."""
-        rows = self.cache.query("SELECT review FROM items WHERE kind = ? AND id = ?", (kind, item_id))
-        return str(rows[0][0]) if rows else None
-
     def applied_by_ai(self, kind: str, item_id: str) -> dict[str, dict[str, Any]]:
         """``tag id -> why``: content tags runs added to the item, still in force, the latest write of each."""
         rows = self.cache.query(
@@ -318,7 +301,7 @@ class Journal:
                 "provider": r[5],
                 "model": r[6],
                 "run": str(r[7]),
-                "accepted_by_user": r[8] == "review_decide",
+                "accepted_by_user": r[8] == REVIEW_DECISION,
             }
             for r in rows
         }
@@ -410,20 +393,6 @@ class Journal:
     def tag_deleted(self, tag_id: str) -> None:
         self.cache.transaction([("UPDATE created_tags SET deleted = ? WHERE tag_id = ?", (time.time(), tag_id))])
 
-    def markers(self, run_ids: list[str] | None) -> list[tuple[str, str]]:
-        """``(scene id, marker id)`` the plugin created (the ``markers`` table), for the runs or all."""
-        sql = "SELECT scene_id, marker_id FROM markers WHERE state = 'created' AND marker_id IS NOT NULL"
-        params: tuple[Any, ...] = ()
-        if run_ids is not None:
-            sql += f" AND run_id IN ({_marks(run_ids)})"
-            params = tuple(run_ids)
-        return [(str(r[0]), str(r[1])) for r in self.cache.query(sql + " ORDER BY scene_id, marker_id", params)]
-
-    def marker_removed(self, marker_id: str) -> None:
-        self.cache.transaction(
-            [("UPDATE markers SET state = 'removed', updated = ? WHERE marker_id = ?", (time.time(), marker_id))]
-        )
-
     def run_undone(self, run_ids: list[str]) -> None:
         """Only once every item, marker and tag of the runs is done: a killed undo is simply re-run."""
         self.cache.transaction(
@@ -506,8 +475,9 @@ FROM runs r ORDER BY r.seq DESC LIMIT 100
             for r in rows
         ]
 
-    def learned(self) -> list[Learned]:
-        """Tags rejected often enough to raise their threshold: the lowest score keeping 90 % of rejections out."""
+    def learned(self, above: float = 0.0) -> list[Learned]:
+        """Tags rejected often enough to raise their threshold above ``above`` (``minConfidence``): the
+        lowest score keeping 90 % of rejections out. The one place that says which thresholds moved."""
         learned = []
         for stat in self.tag_stats():
             applied, rejected = int(stat["applied"]), int(stat["rejected"])
@@ -523,5 +493,6 @@ FROM runs r ORDER BY r.seq DESC LIMIT 100
                 continue
             highest_out = scores[math.ceil(LEARN_KEEP_OUT * len(scores)) - 1]
             threshold = min(LEARN_CEILING, math.floor(highest_out * 100 + 1) / 100)
-            learned.append(Learned(str(stat["tag_id"]), threshold, applied, rejected))
+            if threshold > above:
+                learned.append(Learned(str(stat["tag_id"]), threshold, applied, rejected))
         return learned

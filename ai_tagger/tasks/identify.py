@@ -19,14 +19,13 @@ from typing import Any
 from ai_tagger.analyze.faces.recognizer import Recognizer
 from ai_tagger.decide.decision import APPLY, REVIEW, Policy
 from ai_tagger.decide.item import Inputs, PerformerVerdict, decide_performers
-from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.errors import ItemError, StashError
+from ai_tagger.errors import ItemError, MediaError, StashError
 from ai_tagger.log import Log
-from ai_tagger.media.errors import MediaError
 from ai_tagger.media.source import ItemMedia, MediaOptions
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item, ItemState, ItemUpdate
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.cache import Cache
 from ai_tagger.store.faces import FaceStore, Source
 from ai_tagger.store.journal import Field, FieldWrite, Journal

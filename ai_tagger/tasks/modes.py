@@ -11,19 +11,39 @@ a hook run must not pay for more.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from enum import Enum
+from typing import NamedTuple
 
-Source = Literal["untagged", "journal", "performers", "performerless"]
-Task = Literal["tag", "undo", "report", "review", "index", "identify"]
+
+class Source(str, Enum):
+    UNTAGGED = "untagged"
+    """Stash's items without any tag."""
+    JOURNAL = "journal"
+    """Items processed before (needs the cache)."""
+    PERFORMERS = "performers"
+    """Stash's performers and their images (the face index)."""
+    PERFORMERLESS = "performerless"
+    """Stash's items without any performer."""
+
+
+class Task(str, Enum):
+    """What a mode runs: ``tasks.run`` dispatches on this column of the mode's row."""
+
+    TAG = "tag"
+    UNDO = "undo"
+    REPORT = "report"
+    REVIEW = "review"
+    INDEX = "index"
+    """``index_performers``: the face index from the performers' images."""
+    IDENTIFY = "identify"
+    """``identify_performers``: recognition alone, no gateway, no tags."""
 
 
 class Mode(NamedTuple):
     name: str
     kinds: tuple[str, ...]
-    """Item kinds read, in this order."""
+    """Item kinds read, in this order (Stash's words: ``scene``, ``image``)."""
     source: Source
-    """``untagged``: items with no tags in Stash; ``journal``: items processed before (needs the cache);
-    ``performers``: Stash's performers (the face index); ``performerless``: items with no performers."""
     calls_provider: bool
     writes: bool
     """False for a dry run: decisions are reported, nothing is written to Stash."""
@@ -31,8 +51,7 @@ class Mode(NamedTuple):
     """Looks at ``previewItems`` items only, unless the task gives a limit."""
     estimates: bool = False
     """The report projects what tagging every untagged item would cost."""
-    task: Task = "tag"
-    """``tag``: the tagging pipeline; ``undo``: take back what runs added; ``report``: read the journal."""
+    task: Task = Task.TAG
     journaled: bool = False
     """A tagging run recorded in the provenance journal, so ``undo_last`` can take it back."""
     undo_all: bool = False
@@ -42,28 +61,35 @@ class Mode(NamedTuple):
     and two decisions on one item are kept apart by the journal (compare and swap), not by the lock."""
 
 
-BOTH = ("scene", "image")
+SCENES_AND_IMAGES = ("scene", "image")
+UNTAGGED, JOURNAL = Source.UNTAGGED, Source.JOURNAL
 TABLE: dict[str, Mode] = {
     mode.name: mode
     for mode in (
-        Mode("tag_untagged", BOTH, "untagged", calls_provider=True, writes=True, journaled=True),
-        Mode("tag_scenes", ("scene",), "untagged", calls_provider=True, writes=True, journaled=True),
-        Mode("tag_images", ("image",), "untagged", calls_provider=True, writes=True, journaled=True),
-        Mode("preview", BOTH, "untagged", calls_provider=True, writes=False, samples=True, estimates=True),
-        Mode("reapply", BOTH, "journal", calls_provider=False, writes=True, journaled=True),
-        Mode("undo_last", BOTH, "journal", calls_provider=False, writes=True, task="undo"),
-        Mode("remove_ai", BOTH, "journal", calls_provider=False, writes=True, task="undo", undo_all=True),
-        Mode("report", BOTH, "journal", calls_provider=False, writes=False, task="report"),
-        Mode("review_list", BOTH, "journal", calls_provider=False, writes=False, task="review", locks=False),
-        Mode("review_decide", BOTH, "journal", calls_provider=False, writes=True, task="review", locks=False),
-        Mode("index_performers", BOTH, "performers", calls_provider=False, writes=False, task="index"),
-        Mode("identify_performers", BOTH, "performerless", calls_provider=False, writes=True, task="identify",
-             journaled=True),
+        Mode("tag_untagged", SCENES_AND_IMAGES, UNTAGGED, calls_provider=True, writes=True, journaled=True),
+        Mode("tag_scenes", ("scene",), UNTAGGED, calls_provider=True, writes=True, journaled=True),
+        Mode("tag_images", ("image",), UNTAGGED, calls_provider=True, writes=True, journaled=True),
+        Mode("preview", SCENES_AND_IMAGES, UNTAGGED, calls_provider=True, writes=False, samples=True, estimates=True),
+        Mode("reapply", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=True, journaled=True),
+        Mode("undo_last", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=True, task=Task.UNDO),
+        Mode("remove_ai", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=True, task=Task.UNDO,
+             undo_all=True),  # fmt: skip
+        Mode("report", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=False, task=Task.REPORT),
+        Mode("review_list", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=False, task=Task.REVIEW,
+             locks=False),  # fmt: skip
+        Mode("review_decide", SCENES_AND_IMAGES, JOURNAL, calls_provider=False, writes=True, task=Task.REVIEW,
+             locks=False),  # fmt: skip
+        Mode("index_performers", SCENES_AND_IMAGES, Source.PERFORMERS, calls_provider=False, writes=False,
+             task=Task.INDEX),  # fmt: skip
+        Mode("identify_performers", SCENES_AND_IMAGES, Source.PERFORMERLESS, calls_provider=False, writes=True,
+             task=Task.IDENTIFY, journaled=True),  # fmt: skip
     )
 }
 UNDOABLE = tuple(mode.name for mode in TABLE.values() if mode.journaled)
 """The tagging modes whose runs undo takes back."""
-OPERATIONS = tuple(mode.name for mode in TABLE.values() if mode.task == "review")
+REVIEW_DECISION = next(mode.name for mode in TABLE.values() if mode.task == Task.REVIEW and mode.writes)
+"""The mode whose runs are the user's own decisions on the review page."""
+OPERATIONS = tuple(mode.name for mode in TABLE.values() if mode.task == Task.REVIEW)
 """Modes the review page calls through ``runPluginOperation``, never tasks in the manifest."""
 SETUP_MODES = ("install_deps",)
 """Modes the entry point handles before any task runs (no Stash items, no settings)."""

@@ -21,16 +21,13 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from ai_tagger.analyze.gateway.base import Provider
-from ai_tagger.decide.rules import Rules
-from ai_tagger.decide.vocabulary import Vocabulary
-from ai_tagger.errors import RunError, SettingsError, StashError
+from ai_tagger.errors import RunError, SettingsError, Stage, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import Settings
-from ai_tagger.stash.client import StashClient
-from ai_tagger.store.cache import Cache
+from ai_tagger.stash.vocabulary import Vocabulary
 from ai_tagger.store.journal import Journal
-from ai_tagger.tasks.modes import TABLE, Mode
+from ai_tagger.tasks.context import RunContext
+from ai_tagger.tasks.modes import Source
 from ai_tagger.tasks.summary import ItemResult, RunSummary
 from ai_tagger.tasks.tagger import Tagger
 
@@ -46,12 +43,13 @@ class Work:
     process: Callable[[Any], ItemResult]
 
 
-def work_for(mode: Mode, *, client: StashClient, tagger: Tagger, cache: Cache, settings: Settings) -> Work:
+def work_for(context: RunContext, tagger: Tagger) -> Work:
     """The items the mode reads, from Stash's untagged items or from the journal."""
-    if mode.source == "journal":
-        if settings.disable_cache:
+    mode, cache, client = context.mode, context.cache, context.client
+    if mode.source == Source.JOURNAL:
+        if context.settings.disable_cache:
             raise SettingsError("re-applying needs the result cache: turn off 'disableCache'")
-        return Work(cache.journal_count(mode.kinds), cache.journal(mode.kinds), tagger.reapply)
+        return Work(cache.processed_count(mode.kinds), cache.processed(mode.kinds), tagger.reapply)
     available = sum(client.count_untagged(kind) for kind in mode.kinds)
     items = itertools.chain.from_iterable(client.untagged(kind) for kind in mode.kinds)
     return Work(available, items, tagger.process)
@@ -76,86 +74,54 @@ def _bounded(
             future.cancel()
 
 
-def run(
-    *,
-    mode: str,
-    client: StashClient,
-    settings: Settings,
-    provider: Provider | None,
-    log: Log,
-    ffmpeg: str,
-    rules: Rules,
-    cache: Cache,
-    limit: int | None = None,
-    journal: Journal | None = None,
-    marker_end: bool = True,
-) -> RunSummary:
-    """Tag, preview or re-apply the items of ``mode``; a run that ended early says why in ``stopped``.
+def run(context: RunContext) -> RunSummary:
+    """Tag, preview or re-apply the items of the mode; a run that ended early says why in ``stopped``.
 
-    A writing run is recorded in ``journal`` (its provenance), so ``undo_last`` can take it back.
+    A writing run is recorded in the journal (its provenance), so ``undo_last`` can take it back.
     Raises :class:`~ai_tagger.errors.RunError` when the run cannot start (nothing done yet).
     """
-    table = TABLE[mode]
-    if provider is not None:
-        provider.preflight()
-    vocabulary = Vocabulary(client.all_tags())
-    run_id = journal.begin(mode) if journal is not None and table.journaled else None
+    table, journal, settings, log = context.mode, context.journal, context.settings, context.log
+    if context.provider is not None:
+        context.provider.preflight()
+    vocabulary = Vocabulary(context.client.all_tags())
+    run_id = journal.begin(table.name) if table.journaled else None
     tagger = Tagger(
-        client=client,
-        settings=settings,
-        provider=provider,
-        log=log,
-        ffmpeg=ffmpeg,
-        dry_run=not table.writes,
+        context,
         vocabulary=vocabulary,
-        rules=rules,
-        cache=cache,
-        journal=journal,
         run_id=run_id,
-        marker_end=marker_end,
         learned=_learned(journal, settings, vocabulary, log),
     )
-    summary = RunSummary(mode=mode, run_id=run_id)
+    summary = RunSummary(mode=table.name, run_id=run_id)
     try:
-        _tag(table, tagger, summary, client=client, settings=settings, log=log, cache=cache, limit=limit)
+        _tag(context, tagger, summary)
     finally:
-        if journal is not None and run_id is not None:
+        if run_id is not None:
             journal.end(run_id, tokens=summary.usage.total_tokens, errors=summary.errored)
     return summary
 
 
-def _learned(journal: Journal | None, settings: Settings, vocabulary: Vocabulary, log: Log) -> dict[str, float]:
+def _learned(journal: Journal, settings: Settings, vocabulary: Vocabulary, log: Log) -> dict[str, float]:
     """Thresholds raised by the user's rejections (``learnThresholds``), said in the log."""
-    if journal is None or not settings.learn_thresholds:
+    if not settings.learn_thresholds:
         return {}
     learned = {}
-    for entry in journal.learned():
-        if entry.threshold > settings.threshold:
-            learned[entry.tag_id] = entry.threshold
-            tag = vocabulary.tags.get(entry.tag_id)
-            name = tag.name if tag else entry.tag_id
-            log.info(f"learnThresholds: {name} now needs {entry.threshold * 100:g}%: {entry.why}")
+    for entry in journal.learned(above=settings.threshold):
+        learned[entry.tag_id] = entry.threshold
+        tag = vocabulary.tags.get(entry.tag_id)
+        name = tag.name if tag else entry.tag_id
+        log.info(f"learnThresholds: {name} now needs {entry.threshold * 100:g}%: {entry.why}")
     return learned
 
 
-def _tag(
-    table: Mode,
-    tagger: Tagger,
-    summary: RunSummary,
-    *,
-    client: StashClient,
-    settings: Settings,
-    log: Log,
-    cache: Cache,
-    limit: int | None,
-) -> None:
+def _tag(context: RunContext, tagger: Tagger, summary: RunSummary) -> None:
     """The run itself, adding to ``summary`` as items finish."""
+    table, settings, log, limit = context.mode, context.settings, context.log, context.limit
     mode = table.name
     if table.writes:
         tagger.applier.markers.finish_pending()
     say = log.warning if tagger.parent_missing else log.info
     say(f"loaded {len(tagger.book.vocabulary)} tags; {tagger.describe_vocabulary()}")
-    work = work_for(table, client=client, tagger=tagger, cache=cache, settings=settings)
+    work = work_for(context, tagger)
     summary.total = summary.untagged = work.available
     if limit is None and table.samples and settings.preview_items:
         limit = settings.preview_items
@@ -193,7 +159,7 @@ def drive(work: Work, summary: RunSummary, *, settings: Settings, log: Log) -> N
                     summary.stop(str(exc), failed=True)
                     break
                 summary.add(result)
-                failures_in_a_row = failures_in_a_row + 1 if result.failed_stage == "gateway" else 0
+                failures_in_a_row = failures_in_a_row + 1 if result.failed_stage == Stage.GATEWAY else 0
                 if failures_in_a_row >= BREAKER:
                     reason = f"stopped after {BREAKER} gateway failures in a row; last: {result.error}"
                     summary.stop(reason, failed=True)

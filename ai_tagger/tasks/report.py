@@ -13,7 +13,7 @@ from ai_tagger.log import Log
 from ai_tagger.settings import Settings
 from ai_tagger.stash.client import StashClient
 from ai_tagger.store.journal import Journal
-from ai_tagger.tasks.summary import MAX_REPORTED_ITEMS
+from ai_tagger.write.result import MAX_REPORTED_ITEMS
 
 
 def report(*, client: StashClient, journal: Journal, settings: Settings, log: Log) -> dict[str, Any]:
@@ -22,17 +22,16 @@ def report(*, client: StashClient, journal: Journal, settings: Settings, log: Lo
     runs = journal.run_stats()
     moved = []
     if settings.learn_thresholds:
-        for entry in journal.learned():
-            if entry.threshold > settings.threshold:
-                moved.append(
-                    {
-                        "tag": names.get(entry.tag_id, f"(deleted tag {entry.tag_id})"),
-                        "tag_id": entry.tag_id,
-                        "threshold": round(entry.threshold * 100, 2),
-                        "was": settings.min_confidence,
-                        "why": entry.why,
-                    }
-                )
+        for entry in journal.learned(above=settings.threshold):
+            moved.append(
+                {
+                    "tag": names.get(entry.tag_id, f"(deleted tag {entry.tag_id})"),
+                    "tag_id": entry.tag_id,
+                    "threshold": round(entry.threshold * 100, 2),
+                    "was": settings.min_confidence,
+                    "why": entry.why,
+                }
+            )
     for row in tags[:20]:
         log.info(
             f"{row['tag']}: applied {row['applied']}, rejected {row['rejected']} ({row['rejection_rate']:.0%}); "

@@ -22,17 +22,18 @@ from typing import Any
 
 from ai_tagger.decide.decision import APPLY, Verdict
 from ai_tagger.decide.item import NEW_TAG, PERFORMER, SuggestionKind
-from ai_tagger.decide.normalize import key
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import InputError, StashError
 from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_REVIEW, STATUS_TAGS, Settings
 from ai_tagger.stash.client import ReviewItem, StashClient
 from ai_tagger.stash.models import ItemUpdate, Tag
+from ai_tagger.stash.names import key
+from ai_tagger.stash.vocabulary import Vocabulary
+from ai_tagger.store.cache import Cache
 from ai_tagger.store.journal import Field, FieldWrite, Journal, Write
+from ai_tagger.tasks.modes import REVIEW_DECISION, SCENES_AND_IMAGES, Mode
 from ai_tagger.write.tagbook import TagBook
 
-KINDS = ("scene", "image")
 PER_PAGE = 25
 MAX_PER_PAGE = 100
 MAX_NAMES = 200
@@ -53,8 +54,8 @@ def _whole(args: dict[str, Any], name: str, default: int, low: int, high: int) -
 def _kind(value: Any, *, optional: bool) -> str | None:
     if optional and value in (None, ""):
         return None
-    if value not in KINDS:
-        raise InputError(f"kind must be one of {', '.join(KINDS)} (got {json.dumps(str(value)[:40])})")
+    if value not in SCENES_AND_IMAGES:
+        raise InputError(f"kind must be one of {', '.join(SCENES_AND_IMAGES)} (got {json.dumps(str(value)[:40])})")
     return str(value)
 
 
@@ -123,14 +124,16 @@ def _unique(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class Review:
-    def __init__(self, *, client: StashClient, journal: Journal, settings: Settings, log: Log) -> None:
+    def __init__(self, *, client: StashClient, journal: Journal, cache: Cache, settings: Settings, log: Log) -> None:
         self.client = client
         self.journal = journal
+        self.cache = cache
         self.settings = settings
         self.log = log
 
-    def run(self, mode: str, args: dict[str, Any]) -> dict[str, Any]:
-        return self.queue(args) if mode == "review_list" else self.decide(args)
+    def run(self, mode: Mode, args: dict[str, Any]) -> dict[str, Any]:
+        """``review_decide`` writes, ``review_list`` only reads."""
+        return self.decide(args) if mode.writes else self.queue(args)
 
     # ---- review_list -------------------------------------------------------------------
 
@@ -138,17 +141,17 @@ class Review:
         page = _whole(args, "page", 1, 1, 10**6)
         per_page = _whole(args, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
         kind = _kind(args.get("kind"), optional=True)
-        kinds = (kind,) if kind else KINDS
+        kinds = (kind,) if kind else SCENES_AND_IMAGES
         if args.get("id") not in (None, ""):  # one item, pending or not: the scene and image pages' AI panel
             if kind is None:
                 raise InputError("review_list with an id needs its kind: scene or image")
             item_id = _item_id(args["id"])
-            total, rows = 1, [(kind, item_id, self.journal.suggestions(kind, item_id) or "[]")]
+            total, rows = 1, [(kind, item_id, self.cache.suggestions(kind, item_id) or "[]")]
         else:
-            total, rows = self.journal.pending(kinds, (page - 1) * per_page, per_page)
+            total, rows = self.cache.pending_review(kinds, (page - 1) * per_page, per_page)
         vocabulary = Vocabulary(self.client.all_tags()) if rows else None
         found: dict[tuple[str, str], ReviewItem] = {}
-        for one in KINDS:
+        for one in SCENES_AND_IMAGES:
             ids = [item_id for k, item_id, _ in rows if k == one]
             found.update({(one, i): item for i, item in self.client.review_items(one, ids).items()})
         items, notes = [], []
@@ -158,12 +161,12 @@ class Review:
                 notes.append(
                     f"{item_kind} {item_id}: deleted in Stash since it was tagged; its suggestions are dropped"
                 )
-                self.journal.cache.swap_review(item_kind, item_id, raw, "[]")
+                self.cache.swap_review(item_kind, item_id, raw, "[]")
                 continue
             assert vocabulary is not None
             shown = self._item(item_kind, item_id, item, raw, vocabulary)
             if not shown["suggestions"] and raw != "[]" and args.get("id") in (None, ""):
-                self.journal.cache.swap_review(item_kind, item_id, raw, "[]")  # all decided in Stash meanwhile
+                self.cache.swap_review(item_kind, item_id, raw, "[]")  # all decided in Stash meanwhile
                 continue
             items.append(shown)
         return {
@@ -257,11 +260,11 @@ class Review:
     def _decide_once(
         self, kind: str, item_id: str, accept: list[str], reject: list[str], people: tuple[list[str], list[str]]
     ) -> dict[str, Any] | None:
-        raw = self.journal.suggestions(kind, item_id)
+        raw = self.cache.suggestions(kind, item_id)
         item = self.client.review_items(kind, [item_id]).get(item_id)
         if item is None:
             if raw is not None:
-                self.journal.cache.swap_review(kind, item_id, raw, "[]")
+                self.cache.swap_review(kind, item_id, raw, "[]")
             raise InputError(f"{kind} {item_id} does not exist in Stash (deleted since it was tagged?)")
         vocabulary = Vocabulary(self.client.all_tags())
         rejected = self.journal.rejections(kind, item_id)
@@ -301,7 +304,7 @@ class Review:
         decided_people = {*people[0], *people[1]}
         left += [e for p, e in performers.items() if p not in decided_people]
         taking = bool(taken) or bool(decided_people)
-        if raw is not None and taking and not self.journal.cache.swap_review(kind, item_id, raw, json.dumps(left)):
+        if raw is not None and taking and not self.cache.swap_review(kind, item_id, raw, json.dumps(left)):
             return None  # another decision took suggestions meanwhile: look again
         chosen = ([performers[p] for p in people[0]], [performers[p] for p in people[1]])
         try:
@@ -310,7 +313,7 @@ class Review:
             )
         except StashError:
             if raw is not None and taking:
-                self.journal.cache.swap_review(kind, item_id, json.dumps(left), raw)
+                self.cache.swap_review(kind, item_id, json.dumps(left), raw)
             raise
 
     def _accepted_tags(
@@ -341,7 +344,7 @@ class Review:
         chosen: tuple[list[dict[str, Any]], list[dict[str, Any]]],
     ) -> dict[str, Any]:
         accepted_people, rejected_people = chosen
-        run_id = self.journal.begin("review_decide") if accepted or accepted_people else None
+        run_id = self.journal.begin(REVIEW_DECISION) if accepted or accepted_people else None
         on_create = None if run_id is None else (lambda tag: self.journal.created_tag(run_id, tag.id, tag.name))
         book = TagBook(self.client, vocabulary, parent_name=self.settings.created_tag_parent, on_create=on_create)
         writes = []

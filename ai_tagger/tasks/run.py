@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from ai_tagger.stash.models import PluginInput
 from ai_tagger.store.cache import Cache, NewerCache
 from ai_tagger.store.journal import Journal
 from ai_tagger.store.runlock import RunLock
-from ai_tagger.tasks.modes import DEFAULT, MODES, TABLE
+from ai_tagger.tasks.context import RunContext
+from ai_tagger.tasks.modes import DEFAULT, MODES, TABLE, Task
 from ai_tagger.tasks.pipeline import run
 from ai_tagger.tasks.report import report
 from ai_tagger.tasks.review import Review
@@ -37,7 +39,7 @@ from ai_tagger.tasks.undo import Undo
 Result = tuple[Any, str | None]
 MAX_LIMIT = 10**9
 
-__all__ = ["InputError", "parse_dry_run", "parse_limit", "read_input", "run_task"]
+__all__ = ["parse_dry_run", "parse_limit", "read_input", "run_task"]
 
 
 def read_input(raw_input: dict[str, Any]) -> PluginInput:
@@ -162,47 +164,22 @@ def _run_locked(
         cache = Cache(folder / "cache.sqlite3")
         if cache.reset_reason:
             log.warning(cache.reset_reason)
-        journal = Journal(cache, provider=settings.provider, model=settings.model)
-        table = TABLE[mode]
-        if table.task == "undo":
-            undone = Undo(table, client=client, journal=journal, log=log, dry_run=dry_run).run()
-            return _with_reset(undone.as_output(), cache), None
-        if table.task == "review":
-            review = Review(client=client, journal=journal, settings=settings, log=log)
-            return review.run(mode, plugin_input.args), None
-        if table.task == "index":
-            from ai_tagger.tasks.performers import index_performers  # dlib loads only for this task
-
-            return index_performers(client, cache, settings, log), None
-        if table.task == "identify":
-            from ai_tagger.tasks.identify import identify_performers
-
-            ffmpeg = ffmpeg_path or shutil.which("ffmpeg") or "ffmpeg"
-            return identify_performers(
-                client=client,
-                cache=cache,
-                journal=journal,
-                settings=settings,
-                log=log,
-                ffmpeg=ffmpeg,
-                limit=limit,
-                dry_run=dry_run,
-            ), None
-        if table.task == "report":
-            return _with_reset(report(client=client, journal=journal, settings=settings, log=log), cache), None
-        summary = run(
-            mode=mode,
+        context = RunContext(
+            mode=TABLE[mode],
             client=client,
             settings=settings,
-            provider=provider,
             log=log,
-            ffmpeg=ffmpeg_path or shutil.which("ffmpeg") or "ffmpeg",
-            rules=rules,
             cache=cache,
+            journal=Journal(cache, provider=settings.provider, model=settings.model),
+            rules=rules,
+            provider=provider,
+            ffmpeg=ffmpeg_path or shutil.which("ffmpeg") or "ffmpeg",
             limit=limit,
+            dry_run=dry_run,
             marker_end=versions.supports(stash_version, versions.MARKER_END),
-            journal=journal,
+            args=plugin_input.args,
         )
+        return TASKS[context.mode.task](context)
     except RunError as exc:
         log.error(str(exc))
         return None, str(exc)
@@ -216,7 +193,53 @@ def _run_locked(
     finally:
         if cache is not None:
             cache.close()
-    return _answer(summary, log)
+
+
+def _tag(context: RunContext) -> Result:
+    return _answer(run(context), context.log)
+
+
+def _undo(context: RunContext) -> Result:
+    undone = Undo(context.mode, client=context.client, journal=context.journal, cache=context.cache,
+                  log=context.log, dry_run=context.dry_run).run()  # fmt: skip
+    return _with_reset(undone.as_output(), context.cache), None
+
+
+def _review(context: RunContext) -> Result:
+    review = Review(client=context.client, journal=context.journal, cache=context.cache, settings=context.settings,
+                    log=context.log)  # fmt: skip
+    return review.run(context.mode, context.args), None
+
+
+def _report(context: RunContext) -> Result:
+    output = report(client=context.client, journal=context.journal, settings=context.settings, log=context.log)
+    return _with_reset(output, context.cache), None
+
+
+def _index(context: RunContext) -> Result:
+    from ai_tagger.tasks.performers import index_performers  # dlib loads only for the face tasks
+
+    return index_performers(context.client, context.cache, context.settings, context.log), None
+
+
+def _identify(context: RunContext) -> Result:
+    from ai_tagger.tasks.identify import identify_performers
+
+    output = identify_performers(client=context.client, cache=context.cache, journal=context.journal,
+                                 settings=context.settings, log=context.log, ffmpeg=context.ffmpeg,
+                                 limit=context.limit, dry_run=context.dry_run)  # fmt: skip
+    return output, None
+
+
+TASKS: dict[Task, Callable[[RunContext], Result]] = {
+    Task.TAG: _tag,
+    Task.UNDO: _undo,
+    Task.REVIEW: _review,
+    Task.REPORT: _report,
+    Task.INDEX: _index,
+    Task.IDENTIFY: _identify,
+}
+"""What each mode's ``task`` column runs."""
 
 
 def _with_reset(output: dict[str, Any], cache: Cache) -> dict[str, Any]:

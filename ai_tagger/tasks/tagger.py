@@ -13,18 +13,14 @@ import threading
 
 from ai_tagger.analyze.analyzers.tags import TagAnalyzer
 from ai_tagger.analyze.base import AnalyzerContext, Findings, build_analyzers, run_analyzers
-from ai_tagger.analyze.gateway.base import Provider
 from ai_tagger.decide.decision import Policy
-from ai_tagger.decide.rules import Rules
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.errors import ItemError, MediaError, StashError
-from ai_tagger.log import Log
 from ai_tagger.media.source import ItemMedia, MediaOptions
-from ai_tagger.settings import Settings
-from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item, ItemState, Tag
-from ai_tagger.store.cache import Cache, JournalEntry
+from ai_tagger.stash.vocabulary import Vocabulary
+from ai_tagger.store.cache import ItemRecord
 from ai_tagger.store.journal import Journal
+from ai_tagger.tasks.context import RunContext
 from ai_tagger.write.apply import Applier
 from ai_tagger.write.result import ItemResult, ItemStatus
 from ai_tagger.write.tagbook import TagBook
@@ -35,24 +31,18 @@ class Tagger:
 
     def __init__(
         self,
+        context: RunContext,
         *,
-        client: StashClient,
-        settings: Settings,
-        provider: Provider | None,
-        log: Log,
-        ffmpeg: str,
-        dry_run: bool,
         vocabulary: Vocabulary,
-        rules: Rules,
-        cache: Cache,
-        marker_end: bool = True,
-        journal: Journal | None = None,
         run_id: str | None = None,
         learned: dict[str, float] | None = None,
     ) -> None:
-        """``journal`` and ``run_id`` record a writing run's provenance; ``learned``: raised thresholds."""
+        """``run_id``: a writing run's id in the journal (its provenance); ``learned``: raised thresholds."""
+        client, settings, log, cache, journal = (
+            context.client, context.settings, context.log, context.cache, context.journal
+        )  # fmt: skip
         on_create = None
-        if journal is not None and run_id is not None:
+        if run_id is not None:
             on_create = functools.partial(_record_created, journal, run_id)
         self.client = client
         self.book = TagBook(client, vocabulary, parent_name=settings.created_tag_parent, on_create=on_create)
@@ -62,14 +52,14 @@ class Tagger:
                 log=log,
                 client=client,
                 vocabulary=vocabulary,
-                provider=provider,
+                provider=context.provider,
                 cache=None if settings.disable_cache else cache,
-                fresh=provider is not None,
+                fresh=context.provider is not None,
             )
         )
         self.answers = next(a.answers for a in self.analyzers if isinstance(a, TagAnalyzer))
         self.media = MediaOptions(
-            ffmpeg=ffmpeg,
+            ffmpeg=context.ffmpeg,
             frames_per_scene=settings.frames_per_scene,
             max_side=settings.max_image_side,
             headers=client.auth_headers,
@@ -80,12 +70,12 @@ class Tagger:
         self.applier = Applier(
             client=client,
             book=self.book,
-            policy=Policy.from_settings(settings, rules, learned),
+            policy=Policy.from_settings(settings, context.rules, learned),
             log=log,
             cache=cache,
-            dry_run=dry_run,
+            dry_run=not context.mode.writes,
             marker_tags=settings.marker_tags,
-            marker_end=marker_end,
+            marker_end=context.marker_end,
             journal=journal,
             run_id=run_id,
         )
@@ -113,7 +103,7 @@ class Tagger:
         now = ItemState(tag_ids=set(item.tag_ids), performer_ids=set(item.performer_ids), details=item.details)
         return self.applier.apply(item.kind, item.id, item.label, findings, now)
 
-    def reapply(self, entry: JournalEntry) -> ItemResult:
+    def reapply(self, entry: ItemRecord) -> ItemResult:
         """Re-decide a processed item from its cached answer with today's settings; no gateway call."""
         answer = self.answers.cached(entry.answer_key)
         if answer is None:

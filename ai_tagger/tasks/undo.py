@@ -20,9 +20,10 @@ from typing import Any
 from ai_tagger.log import Log
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import ItemState, ItemUpdate
+from ai_tagger.store.cache import Cache
 from ai_tagger.store.journal import STATUS_BY_NAME, Field, Journal
 from ai_tagger.tasks.modes import UNDOABLE, Mode
-from ai_tagger.tasks.summary import MAX_REPORTED_ITEMS
+from ai_tagger.write.result import MAX_REPORTED_ITEMS
 
 PAGE = 100
 """Items read from Stash in one query, as the journal pages them."""
@@ -61,10 +62,13 @@ class UndoSummary:
 
 
 class Undo:
-    def __init__(self, mode: Mode, *, client: StashClient, journal: Journal, log: Log, dry_run: bool) -> None:
+    def __init__(
+        self, mode: Mode, *, client: StashClient, journal: Journal, cache: Cache, log: Log, dry_run: bool
+    ) -> None:
         self.mode = mode
         self.client = client
         self.journal = journal
+        self.cache = cache
         self.log = log
         self.dry_run = dry_run
         self.summary = UndoSummary(mode.name, dry_run)
@@ -150,7 +154,7 @@ class Undo:
 
     def _markers(self, run_ids: list[str] | None) -> None:
         by_scene: dict[str, list[str]] = {}
-        for scene_id, marker_id in self.journal.markers(run_ids):
+        for scene_id, marker_id in self.cache.created_marker_ids(run_ids):
             by_scene.setdefault(scene_id, []).append(marker_id)
         scene_ids = list(by_scene)
         current: dict[str, ItemState] = {}
@@ -165,7 +169,7 @@ class Undo:
             if existing:
                 self.client.destroy_markers(existing)
             for marker_id in marker_ids:  # one deleted by hand or with its scene: nothing to do
-                self.journal.marker_removed(marker_id)
+                self.cache.marker_removed(marker_id)
 
     def _created_tags(self, run_ids: list[str]) -> None:
         """Tags the runs created, newest first (children before the parent), once nothing uses them."""

@@ -1,5 +1,8 @@
 // AI Tagger's review page inside Stash: the review tier's suggestions, accepted or rejected in one
 // click, and an "AI" panel on scene and image pages saying what AI Tagger added and why.
+// The page lives at /plugins/ai-tagger: in Stash every path under /plugin/ belongs to the
+// plugin-asset router (404 for anything but javascript, css and assets), so a page there loads
+// when reached by a click but not on a reload or from a bookmark.
 // Plain JavaScript on window.PluginApi (its React, Bootstrap and router): no build step, no
 // external URL. The Python side answers through runPluginOperation (modes review_list and
 // review_decide), sent to Stash's own /graphql with the page's session.
@@ -14,15 +17,19 @@
   const h = React.createElement;
   const libraries = api.libraries || {};
   const PLUGIN_ID = "ai_tagger";
-  const ROUTE = "/plugin/ai_tagger/review";
+  const ROUTE = "/plugins/ai-tagger";
   const PER_PAGE = 25;
   const OPERATION =
     "mutation AiTaggerOperation($plugin_id: ID!, $args: Map) " +
     "{ runPluginOperation(plugin_id: $plugin_id, args: $args) }";
 
-  function graphqlUrl() {
+  function baseHref() {
     const base = document.querySelector("base");
-    return new URL("graphql", base ? base.href : window.location.origin + "/").toString();
+    return base ? base.href : window.location.origin + "/";
+  }
+
+  function graphqlUrl() {
+    return new URL("graphql", baseHref()).toString();
   }
 
   async function operation(args) {
@@ -71,6 +78,25 @@
     return h("a", Object.assign({ href: href }, props), children);
   }
 
+  // What a suggestion is called on screen: a tag's or performer's name, else its kind (a description).
+  function nameOf(s) {
+    return s.tag || s.performer || s.name || (s.kind && s.kind !== "tag" ? s.kind : "") || "";
+  }
+
+  // How review_decide takes a suggestion back in accept/reject: a tag by its name, a performer as
+  // {kind: "performer", id}; other kinds the same way, as {kind, id}.
+  function refOf(s) {
+    if (!s.kind || s.kind === "tag") return s.tag;
+    const id = s[s.kind + "_id"] || s.id;
+    return id === undefined ? { kind: s.kind } : { kind: s.kind, id: String(id) };
+  }
+
+  // A performer's picture as Stash serves it (its own placeholder when the performer has none).
+  function pictureOf(s) {
+    if (s.image || s.image_path) return samePage(s.image || s.image_path);
+    return s.kind === "performer" && s.performer_id ? new URL("performer/" + s.performer_id + "/image", baseHref()).pathname : null;
+  }
+
   function why(tag) {
     const parts = ["score " + percent(tag.score), "confidence " + percent(tag.confidence)];
     if (tag.frames && tag.frames.length) parts.push("frames " + tag.frames.join(", "));
@@ -82,13 +108,20 @@
 
   function Chip(props) {
     const tag = props.tag;
+    const kind = tag.kind || "tag";
+    const name = nameOf(tag);
     const score = typeof tag.score === "number" ? Math.max(0, Math.min(1, tag.score)) : 0;
     const className =
-      "ai-tagger-chip" + (props.applied ? " ai-tagger-chip-applied" : "") + (props.focused ? " ai-tagger-focused" : "");
+      "ai-tagger-chip ai-tagger-kind-" + kind + (props.applied ? " ai-tagger-chip-applied" : "") + (props.focused ? " ai-tagger-focused" : "");
+    const picture = pictureOf(tag);
     return h(
       "div",
-      { className: className, title: why(tag), "data-tag": tag.tag, onClick: props.onFocus },
-      h("span", { className: "ai-tagger-chip-name" }, tag.tag, tag.tag_id === "new" ? h("em", null, " new") : null),
+      { className: className, title: why(tag), "data-tag": name, "data-kind": kind, onClick: props.onFocus },
+      picture ? h("img", { className: "ai-tagger-performer", src: picture, alt: name }) : null,
+      kind !== "tag" ? h("span", { className: "ai-tagger-kind badge badge-secondary" }, kind) : null,
+      kind === "description"
+        ? h("span", { className: "ai-tagger-chip-name ai-tagger-description" }, tag.text || tag.details || tag.description || "")
+        : h("span", { className: "ai-tagger-chip-name" }, name, tag.tag_id === "new" ? h("em", null, " new") : null),
       h("span", { className: "ai-tagger-score" }, h("span", { className: "ai-tagger-score-bar", style: { width: score * 100 + "%" } })),
       h("span", { className: "ai-tagger-score-text" }, percent(tag.score)),
       props.applied
@@ -109,11 +142,11 @@
   function Card(props) {
     const item = props.item;
     const decide = props.decide;
-    const names = item.suggestions.map((s) => s.tag);
+    const refs = item.suggestions.map(refOf);
     return h(
       "div",
       {
-        className: "ai-tagger-card" + (props.focused ? " ai-tagger-card-focused" : ""),
+        className: "card ai-tagger-card" + (props.focused ? " ai-tagger-card-focused" : ""),
         "data-kind": item.kind,
         "data-id": item.id,
       },
@@ -125,28 +158,28 @@
       h(
         "div",
         { className: "ai-tagger-body" },
-        h("h5", null, link(item.url, null, item.title), h("small", null, " " + item.kind + " " + item.id)),
+        h("h5", null, link(item.url, null, item.title), h("small", { className: "text-muted" }, " " + item.kind + " " + item.id)),
         h(
           "div",
           { className: "ai-tagger-chips" },
           item.suggestions.map((tag, index) =>
             h(Chip, {
-              key: "s" + tag.tag,
+              key: "s" + (tag.kind || "tag") + nameOf(tag),
               tag: tag,
               busy: props.busy,
               focused: props.focused && props.chip === index,
               onFocus: () => props.onFocus(index),
-              onAccept: () => decide(item, [tag.tag], []),
-              onReject: () => decide(item, [], [tag.tag]),
+              onAccept: () => decide(item, [refOf(tag)], []),
+              onReject: () => decide(item, [], [refOf(tag)]),
             })
           )
         ),
-        names.length
+        refs.length
           ? h(
               "div",
               { className: "ai-tagger-actions" },
-              h("button", { type: "button", className: "btn btn-sm btn-success ai-tagger-accept-all", disabled: props.busy, onClick: () => decide(item, names, []) }, "Accept all"),
-              h("button", { type: "button", className: "btn btn-sm btn-danger ai-tagger-reject-all", disabled: props.busy, onClick: () => decide(item, [], names) }, "Reject all")
+              h("button", { type: "button", className: "btn btn-sm btn-success ai-tagger-accept-all", disabled: props.busy, onClick: () => decide(item, refs, []) }, "Accept all"),
+              h("button", { type: "button", className: "btn btn-sm btn-danger ai-tagger-reject-all", disabled: props.busy, onClick: () => decide(item, [], refs) }, "Reject all")
             )
           : null,
         item.applied.length
@@ -155,7 +188,7 @@
               { className: "ai-tagger-applied" },
               h("span", { className: "ai-tagger-label" }, "Applied by AI Tagger:"),
               item.applied.map((tag) =>
-                h(Chip, { key: "a" + tag.tag_id, tag: tag, applied: true, busy: props.busy, onFocus: () => null, onReject: () => decide(item, [], [tag.tag]) })
+                h(Chip, { key: "a" + (tag.tag_id || nameOf(tag)), tag: tag, applied: true, busy: props.busy, onFocus: () => null, onReject: () => decide(item, [], [refOf(tag)]) })
               )
             )
           : null
@@ -224,8 +257,10 @@
         return operation({ mode: "review_decide", kind: item.kind, id: item.id, accept: accept, reject: reject })
           .then((answer) => {
             const parts = [];
-            if (answer.accepted.length) parts.push("accepted " + answer.accepted.join(", "));
-            if (answer.rejected.length) parts.push("rejected " + answer.rejected.join(", "));
+            const accepted = answer.accepted.concat(answer.performers_accepted || []);
+            const rejected = answer.rejected.concat(answer.performers_rejected || []);
+            if (accepted.length) parts.push("accepted " + accepted.join(", "));
+            if (rejected.length) parts.push("rejected " + rejected.join(", "));
             if (answer.already_decided.length) parts.push("already decided: " + answer.already_decided.join(", "));
             setNotice(item.title + ": " + (parts.join("; ") || "nothing changed"));
             return load(page);
@@ -252,8 +287,8 @@
           const chip = Math.max(0, Math.min(chips - 1, focus.chip + (event.key === "ArrowRight" ? 1 : -1)));
           setFocus({ item: focus.item, chip: chip });
         } else if ((event.key === "a" || event.key === "r") && chips) {
-          const name = item.suggestions[Math.min(focus.chip, chips - 1)].tag;
-          decide(item, event.key === "a" ? [name] : [], event.key === "r" ? [name] : []);
+          const ref = refOf(item.suggestions[Math.min(focus.chip, chips - 1)]);
+          decide(item, event.key === "a" ? [ref] : [], event.key === "r" ? [ref] : []);
         } else {
           return;
         }
@@ -269,7 +304,14 @@
       { className: "ai-tagger-review container-fluid" },
       h("h2", null, "AI Tagger review", data ? h("small", null, " " + data.total + " item(s) waiting") : null),
       h("p", { className: "ai-tagger-help" }, "↑/↓ move between items, ←/→ between suggestions, a accepts, r rejects."),
-      error ? h("div", { className: "alert alert-danger ai-tagger-error" }, error) : null,
+      error
+        ? h(
+            "div",
+            { className: "alert alert-danger ai-tagger-error" },
+            "AI Tagger could not answer: " + error + " ",
+            h("button", { type: "button", className: "btn btn-sm btn-secondary ai-tagger-retry", disabled: busy, onClick: () => load(page) }, "Try again")
+          )
+        : null,
       notice ? h("div", { className: "alert alert-info ai-tagger-notice" }, notice) : null,
       data === null
         ? h("p", { className: "ai-tagger-loading" }, error ? "" : "Loading…")
@@ -298,42 +340,67 @@
     );
   }
 
+  // The "AI" tab of a scene and the AI section of an image: what AI Tagger applied (Reject takes it
+  // off for good) and what waits for review (Accept or Reject, as on the review page).
   function AiPanel(props) {
     const [item, setItem] = React.useState(null);
     const [error, setError] = React.useState(null);
+    const [busy, setBusy] = React.useState(false);
     const load = React.useCallback(() => {
-      operation({ mode: "review_list", kind: props.kind, id: props.id })
-        .then((answer) => setItem(answer.items[0] || null))
-        .catch((e) => setError(e.message));
+      setBusy(true);
+      return operation({ mode: "review_list", kind: props.kind, id: props.id })
+        .then((answer) => {
+          setItem(answer.items[0] || { applied: [], suggestions: [] });
+          setError(null);
+        })
+        .catch((e) => setError(e.message))
+        .finally(() => setBusy(false));
     }, [props.kind, props.id]);
-    React.useEffect(load, [load]);
-    const reject = (name) =>
-      operation({ mode: "review_decide", kind: props.kind, id: props.id, reject: [name] }).then(load, (e) => setError(e.message));
-    if (error) return h("div", { className: "ai-tagger-panel alert alert-danger" }, error);
-    if (!item) return null;
-    const tags = item.applied.concat(item.suggestions.map((s) => Object.assign({ pending: true }, s)));
-    return h(
-      "div",
-      { className: "ai-tagger-panel" },
-      h("h6", null, "AI Tagger"),
-      tags.length === 0
-        ? h("p", null, "AI Tagger added nothing here.")
-        : h(
-            "ul",
-            null,
-            tags.map((tag) =>
-              h(
-                "li",
-                { key: tag.tag },
-                h("strong", null, tag.tag),
-                tag.pending ? h("em", null, " (waiting for review)") : null,
-                " — " + why(tag) + " ",
-                h("button", { type: "button", className: "btn btn-sm btn-link ai-tagger-reject", onClick: () => reject(tag.tag) }, "Reject")
-              )
-            )
-          ),
-      item.suggestions.length ? link(ROUTE, null, "Review suggestions") : null
-    );
+    React.useEffect(() => {
+      load();
+    }, [load]);
+    const decide = (accept, reject) => {
+      setBusy(true);
+      return operation({ mode: "review_decide", kind: props.kind, id: props.id, accept: accept, reject: reject }).then(load, (e) => {
+        setError(e.message);
+        setBusy(false);
+      });
+    };
+    const row = (tag, pending) =>
+      h(
+        "li",
+        { key: (pending ? "s" : "a") + (tag.kind || "tag") + nameOf(tag), className: "ai-tagger-panel-item", "data-tag": nameOf(tag), "data-kind": tag.kind || "tag" },
+        pictureOf(tag) ? h("img", { className: "ai-tagger-performer", src: pictureOf(tag), alt: nameOf(tag) }) : null,
+        h("strong", null, nameOf(tag)),
+        tag.kind && tag.kind !== "tag" && tag.kind !== nameOf(tag) ? h("span", { className: "badge badge-secondary ai-tagger-kind" }, tag.kind) : null,
+        tag.text ? h("div", { className: "ai-tagger-description" }, tag.text) : null,
+        " ",
+        h("span", { className: "badge " + (pending ? "badge-warning" : "badge-info") }, pending ? "waiting for review" : "applied"),
+        h("div", { className: "ai-tagger-why text-muted" }, why(tag)),
+        pending
+          ? h("button", { type: "button", className: "btn btn-sm btn-success ai-tagger-accept", disabled: busy, onClick: () => decide([refOf(tag)], []) }, "Accept")
+          : null,
+        h("button", { type: "button", className: "btn btn-sm btn-danger ai-tagger-reject", disabled: busy, onClick: () => decide([], [refOf(tag)]) }, "Reject")
+      );
+    let body;
+    if (error) {
+      body = h("div", { className: "alert alert-danger ai-tagger-error" }, "AI Tagger could not answer: " + error);
+    } else if (!item) {
+      body = h("p", { className: "ai-tagger-loading" }, "Loading…");
+    } else if (!item.applied.length && !item.suggestions.length) {
+      body = h("p", { className: "ai-tagger-nothing" }, "AI Tagger added nothing here and has nothing waiting for review.");
+    } else {
+      body = h(
+        React.Fragment,
+        null,
+        item.suggestions.length ? h("h6", null, "Waiting for review") : null,
+        item.suggestions.length ? h("ul", { className: "ai-tagger-pending" }, item.suggestions.map((s) => row(s, true))) : null,
+        item.applied.length ? h("h6", null, "Applied by AI Tagger") : null,
+        item.applied.length ? h("ul", { className: "ai-tagger-applied-list" }, item.applied.map((s) => row(s, false))) : null,
+        item.suggestions.length ? link(ROUTE, { className: "ai-tagger-review-link" }, "Open the review page") : null
+      );
+    }
+    return h("div", { className: "ai-tagger-panel", "data-kind": props.kind, "data-id": props.id }, h("h5", null, "AI Tagger"), body);
   }
 
   // A "before" patch returns the render's arguments: the props with one more child, the rest as given.
@@ -343,21 +410,40 @@
     return [Object.assign({}, props, { children: h(React.Fragment, null, props.children, extra) })].concat(rest);
   }
 
+  function NavEntry() {
+    const router = libraries.ReactRouterDOM;
+    const bootstrap = libraries.Bootstrap;
+    const Icon = api.components && api.components.Icon;
+    const solid = libraries.FontAwesomeSolid;
+    const content = [
+      Icon && solid ? h(Icon, { key: "icon", icon: solid.faWandMagicSparkles || solid.faTags }) : null,
+      h("span", { key: "label", className: "d-none d-sm-inline ai-tagger-nav-label" }, "AI review"),
+    ];
+    const button = bootstrap
+      ? h(bootstrap.Button, { className: "minimal d-flex align-items-center h-100", title: "AI Tagger review" }, content)
+      : h("span", null, content);
+    if (router && router.NavLink) {
+      return h(router.NavLink, { className: "nav-utility ai-tagger-nav", exact: true, to: ROUTE }, button);
+    }
+    return h("a", { className: "nav-utility ai-tagger-nav", href: ROUTE }, button);
+  }
+
   api.register.route(ROUTE, ReviewPage);
 
   if (api.patch) {
+    // Built like Stash's own Statistics entry (a NavLink around a minimal Button), so it lines up.
     api.patch.before("MainNavBar.UtilityItems", function (props) {
-      const entry = link(ROUTE, { key: "ai-tagger-review", className: "nav-link ai-tagger-nav", title: "AI Tagger review" }, "AI review");
-      return withChildren(arguments, entry);
+      return withChildren(arguments, h(NavEntry, { key: "ai-tagger-review" }));
     });
     const bootstrap = libraries.Bootstrap;
     if (bootstrap && bootstrap.Nav && bootstrap.Tab) {
       api.patch.before("ScenePage.Tabs", function (props) {
-        const tab = h(bootstrap.Nav.Item, { key: "ai-tagger" }, h(bootstrap.Nav.Link, { eventKey: "ai-tagger-panel" }, "AI"));
+        const tab = h(bootstrap.Nav.Item, { key: "ai-tagger" }, h(bootstrap.Nav.Link, { eventKey: "ai-tagger-panel", className: "ai-tagger-tab" }, "AI"));
         return withChildren(arguments, tab);
       });
       api.patch.before("ScenePage.TabContent", function (props) {
-        const pane = h(bootstrap.Tab.Pane, { key: "ai-tagger", eventKey: "ai-tagger-panel" }, h(AiPanel, { kind: "scene", id: props.scene.id }));
+        // mountOnEnter: the plugin is asked (one process start) only when the tab is opened.
+        const pane = h(bootstrap.Tab.Pane, { key: "ai-tagger", eventKey: "ai-tagger-panel", mountOnEnter: true }, h(AiPanel, { kind: "scene", id: props.scene.id }));
         return withChildren(arguments, pane);
       });
     }

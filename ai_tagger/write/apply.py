@@ -24,7 +24,7 @@ from ai_tagger.log import Log
 from ai_tagger.settings import STATUS_ERRORED, STATUS_REVIEW, STATUS_TAGGED
 from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import ItemState, ItemUpdate
-from ai_tagger.store.cache import Cache, JournalEntry
+from ai_tagger.store.cache import Cache, ItemRecord
 from ai_tagger.store.journal import Field, FieldWrite, Journal, Write
 from ai_tagger.write.result import ItemResult, ItemStatus
 from ai_tagger.write.scene_markers import MarkerWriter, clock, describe
@@ -134,7 +134,7 @@ class Applier:
             note += " (cached answer)"
         self.log.debug(note)
 
-    def reapply(self, entry: JournalEntry, findings: Findings) -> ItemResult:
+    def reapply(self, entry: ItemRecord, findings: Findings) -> ItemResult:
         """Re-decide a processed item from its cached findings; drop only our own stale tags."""
         now = self.client.current(entry.kind, [entry.id]).get(entry.id)
         if now is None:
@@ -219,7 +219,7 @@ class Applier:
     ) -> None:
         review = [suggestion(v) for v in decision.tags.review]
         review += [performer_suggestion(p) for p in decision.performers if p.outcome == REVIEW]
-        self.cache.record(JournalEntry(kind, item_id, answer_key, "tagged", applied, review))
+        self.cache.record(ItemRecord(kind, item_id, answer_key, str(ItemStatus.TAGGED), applied, review))
 
 
 def suggestion(verdict: Verdict) -> dict[str, object]:

@@ -9,6 +9,7 @@ from typing import Any
 from ai_tagger.analyze.gateway.base import Usage
 from ai_tagger.decide.decision import Decision
 from ai_tagger.decide.item import PerformerVerdict
+from ai_tagger.errors import Stage
 
 MAX_REPORTED_ITEMS = 500
 
@@ -32,7 +33,7 @@ class ItemResult:
     status: ItemStatus
     decision: Decision | None = None
     error: str | None = None
-    failed_stage: str | None = None
+    failed_stage: Stage | None = None
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
     cached: bool = False

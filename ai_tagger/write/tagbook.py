@@ -10,9 +10,9 @@ import threading
 from collections.abc import Callable
 
 from ai_tagger.decide.decision import Verdict
-from ai_tagger.decide.vocabulary import Vocabulary
 from ai_tagger.stash.client import StashClient, StashError
 from ai_tagger.stash.models import Tag
+from ai_tagger.stash.vocabulary import Vocabulary
 
 
 class TagBook:

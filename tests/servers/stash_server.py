@@ -36,7 +36,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, build_schema, execute, parse, validate
+from graphql import (
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    build_schema,
+    execute,
+    parse,
+    validate,
+)
 
 SCHEMA_FILE = Path(__file__).with_name("stash_schema.graphql")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -145,7 +154,11 @@ class FakeStash:
         }
         self.plugin_dir = str(Path(plugin_dir).resolve()) if plugin_dir else str(REPO_ROOT)
         self.lock = threading.RLock()
-        self.schema = build_schema(SCHEMA_FILE.read_text(encoding="utf-8"))
+        self.schema = self._build_schema()
+        # graphql-core's default resolver unless a subclass answers fields the data does not hold.
+        self.field_resolver: Callable[..., Any] | None = None
+        # Serves a GET before the media routes when set: True when it answered (the web UI).
+        self.web: Callable[[BaseHTTPRequestHandler], bool] | None = None
         self._attach_resolvers()
         self.tags: dict[int, Record] = {}
         self.scenes: dict[int, Record] = {}
@@ -174,6 +187,9 @@ class FakeStash:
         self._config_dir = tempfile.mkdtemp(prefix="fake-stash-")
         self.port = 0
         self.url = ""
+
+    def _build_schema(self) -> GraphQLSchema:
+        return build_schema(SCHEMA_FILE.read_text(encoding="utf-8"))
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -477,7 +493,8 @@ class FakeStash:
             errors = validate(self.schema, document)
             if errors:
                 return 422, {"errors": [e.formatted for e in errors], "data": None}
-            result = execute(self.schema, document, variable_values=variables, operation_name=operation_name)
+            result = execute(self.schema, document, variable_values=variables, operation_name=operation_name,
+                             field_resolver=self.field_resolver)
             if inspect.isawaitable(result):  # pragma: no cover - all resolvers are synchronous
                 raise TypeError("fake Stash resolvers must be synchronous")
         body: dict[str, Any] = {"data": result.data}
@@ -1083,6 +1100,8 @@ def _make_handler(stash: FakeStash) -> type[BaseHTTPRequestHandler]:
             self._send(status, json.dumps(result).encode())
 
         def do_GET(self) -> None:  # noqa: N802
+            if stash.web is not None and stash.web(self):
+                return
             if not self._auth():
                 return
             path = self.path.split("?")[0]

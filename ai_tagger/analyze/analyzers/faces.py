@@ -7,6 +7,8 @@ factory; a missing face package stops the run there, before any item is marked.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import ClassVar
 
 from ai_tagger.analyze.base import AnalyzerContext, Findings, PerformerFinding, register_analyzer
@@ -33,6 +35,6 @@ def faces(context: AnalyzerContext) -> FaceAnalyzer | None:
         return None
     cache = context.cache
     if cache is None:
-        context.log.info("the result cache is off: the face index is rebuilt in memory for this run")
-        cache = Cache(None)
+        context.log.info("disableCache is on: the face index is rebuilt in a temporary file for this run")
+        cache = Cache(Path(tempfile.mkdtemp(prefix="ai-tagger-faces-")) / "faces.sqlite3")
     return FaceAnalyzer(Recognizer.open(context.client, cache, context.settings, context.log))

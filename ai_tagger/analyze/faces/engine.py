@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-REQUIREMENTS = Path(__file__).resolve().parents[3] / "requirements-faces.txt"
+from ai_tagger.deps import FACES_REQUIREMENTS
+
 LANDMARKS = "shape_predictor_5_face_landmarks.dat"
 RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 MAX_SIDE = 1024
@@ -85,7 +86,7 @@ class Face:
 
 def install_command() -> str:
     """The command that installs the face packages into the Python running this code."""
-    return f"{sys.executable} -m pip install -r {REQUIREMENTS}"
+    return f"{sys.executable} -m pip install -r {FACES_REQUIREMENTS}"
 
 
 def model_folder() -> Path:

@@ -290,7 +290,3 @@ def read_answer(text: str | None, *, frame_count: int = 0) -> Reading:
     reason = f"no usable tag: {dropped[0]}" if dropped else "no tag list found"
     raise MalformedAnswer(f"the model's answer is not the expected JSON ({reason}): {answer.strip()[:120]!r}")
 
-
-def parse_answer(text: str | None, *, frame_count: int = 0) -> list[Candidate]:
-    """The usable candidates in a model's answer (see :func:`read_answer`)."""
-    return read_answer(text, frame_count=frame_count).candidates

@@ -9,7 +9,6 @@ one file there.
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, ove
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ai_tagger.errors import GatewayError, GatewayFatal, SettingsError
+from ai_tagger.configured import missing_settings
+from ai_tagger.errors import GatewayFatal, SettingsError
 
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Candidate",
     "GatewayConfig",
-    "GatewayError",
-    "GatewayFatal",
     "Note",
     "Provider",
     "TagAnswer",
@@ -170,8 +168,7 @@ class GatewayConfig:
     """What a provider gets: the gateway settings it needs, and nothing secret in its repr.
 
     Built from :class:`~ai_tagger.settings.Settings` by :meth:`from_settings`; a provider that
-    needs a setting not listed here reads it from ``settings`` (or a field is added here, with
-    its line in ``from_settings``).
+    needs another setting gets a field added here, with its line in ``from_settings``.
     """
 
     provider: str
@@ -183,7 +180,6 @@ class GatewayConfig:
     concurrency: int = 4
     answer_tokens: int = 1024
     """The most tokens one answer may take (``maxAnswerTokens``, else sized from ``maxTagsPerItem``)."""
-    settings: Settings | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -196,7 +192,6 @@ class GatewayConfig:
             timeout=settings.request_timeout,
             concurrency=settings.concurrency,
             answer_tokens=settings.answer_tokens,
-            settings=settings,
         )
 
     @classmethod
@@ -206,7 +201,7 @@ class GatewayConfig:
 
     def require(self) -> None:
         """Fail with what to fill in when the gateway is not set up."""
-        missing = [k for k, v in (("gatewayUrl", self.url), ("model", self.model)) if not v]
+        missing = missing_settings(self.provider, self.url, self.model)
         if missing:
             raise SettingsError(
                 "AI Tagger is not configured: set " + " and ".join(missing) + " in Settings > Plugins > AI Tagger"
@@ -247,8 +242,7 @@ def register(name: type[P]) -> type[P]: ...
 def register(name: str | type[P]) -> Callable[[type[P]], type[P]] | type[P]:
     """Register a provider class under its ``name``: ``@register`` or ``@register("name")``.
 
-    The constructor takes ``config: GatewayConfig``. A constructor whose first parameter is
-    named ``settings`` gets the whole :class:`~ai_tagger.settings.Settings` instead.
+    The constructor takes ``config: GatewayConfig``: only the settings a provider needs.
     """
 
     def decorator(cls: type[P]) -> type[P]:
@@ -275,17 +269,9 @@ def provider_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _wants_settings(factory: Callable[..., Any]) -> bool:
-    try:
-        first = next(iter(inspect.signature(factory).parameters.values()), None)
-    except (TypeError, ValueError):
-        return False
-    return first is not None and first.name == "settings"
-
-
 def create_provider(settings: Settings) -> Provider:
     names = provider_names()
     if settings.provider not in _REGISTRY:
         raise GatewayFatal(f"unknown provider {settings.provider!r}: choose one of {', '.join(names)}")
     factory = _REGISTRY[settings.provider]
-    return factory(settings if _wants_settings(factory) else GatewayConfig.from_settings(settings))
+    return factory(GatewayConfig.from_settings(settings))

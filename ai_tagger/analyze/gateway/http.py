@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
-from ai_tagger.analyze.gateway.base import GatewayConfig, GatewayError, GatewayFatal
-from ai_tagger.retry import MAX_WAIT, PooledSessions, RetryPolicy, retry_after
+from ai_tagger.analyze.gateway.base import GatewayConfig
+from ai_tagger.errors import GatewayError, GatewayFatal
+from ai_tagger.retry import PooledSessions, RetryPolicy
 
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings
 
-__all__ = ["MAX_WAIT", "RETRY_STATUSES", "HttpFailure", "RetryingSession", "check_models", "failure_error",
-           "retry_after"]
+__all__ = ["RETRY_STATUSES", "HttpFailure", "RetryingSession", "check_models", "failure_error"]
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 

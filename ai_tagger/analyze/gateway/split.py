@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
-from ai_tagger.decide.normalize import key
+from ai_tagger.stash.names import key
 
 
 def chunks(count: int, size: int) -> list[tuple[int, int]]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ai_tagger.deps import LOCAL_REQUIREMENTS
+
 MODEL_NAME = "nudenet-320n"
 MODELS = (MODEL_NAME,)
 INPUT_SIZE = 320
@@ -55,7 +57,6 @@ OPT_IN_NAMES: Mapping[str, str] = {
 """Reported only when the rules file's ``allow`` list names them: most pictures of people show
 these, so by default they would tag nearly everything."""
 
-REQUIREMENTS = Path(__file__).resolve().parents[3] / "requirements-local.txt"
 RECENT = 64
 """Pictures whose detections a detector remembers: the face analyzer asks again for the face boxes
 of the frames the local provider just looked at, and gets them without a second inference."""
@@ -83,7 +84,7 @@ class Label:
 
 def install_command() -> str:
     """The exact command that installs the local model into the Python running this code."""
-    return f"{sys.executable} -m pip install -r {REQUIREMENTS}"
+    return f"{sys.executable} -m pip install -r {LOCAL_REQUIREMENTS}"
 
 
 def tag_name(detector_class: str) -> tuple[str, bool] | None:

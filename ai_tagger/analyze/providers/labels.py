@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ai_tagger.analyze.gateway.base import Candidate, GatewayConfig, GatewayError, TagAnswer, TagRequest, register
+from ai_tagger.analyze.gateway.base import Candidate, GatewayConfig, TagAnswer, TagRequest, register
 from ai_tagger.analyze.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
+from ai_tagger.errors import GatewayError
 
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings

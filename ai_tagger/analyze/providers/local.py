@@ -9,17 +9,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ai_tagger.analyze.gateway.base import (
-    Candidate,
-    GatewayConfig,
-    GatewayError,
-    GatewayFatal,
-    TagAnswer,
-    TagRequest,
-    register,
-)
+from ai_tagger.analyze.gateway.base import Candidate, GatewayConfig, TagAnswer, TagRequest, register
 from ai_tagger.analyze.local.detector import Detector, DetectorUnavailable, PictureError, aggregate
 from ai_tagger.deps import TASK_NAME
+from ai_tagger.errors import GatewayError, GatewayFatal
 
 
 @register

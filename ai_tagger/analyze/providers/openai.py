@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ai_tagger.analyze.gateway.answer import MalformedAnswer, Reading, answer_schema, read_answer
-from ai_tagger.analyze.gateway.base import GatewayConfig, GatewayError, Note, TagAnswer, TagRequest, Usage, register
+from ai_tagger.analyze.gateway.base import GatewayConfig, Note, TagAnswer, TagRequest, Usage, register
 from ai_tagger.analyze.gateway.http import HttpFailure, RetryingSession, check_models, failure_error
 from ai_tagger.analyze.gateway.prompt import SYSTEM_PROMPT, user_text
+from ai_tagger.errors import GatewayError
 
 if TYPE_CHECKING:
     from ai_tagger.settings import Settings

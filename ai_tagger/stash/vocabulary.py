@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from ai_tagger.decide.normalize import key, singulars
 from ai_tagger.stash.models import Tag
+from ai_tagger.stash.names import key, singulars
 
 
 class Vocabulary:
