@@ -20,15 +20,12 @@ from ai_tagger.analyze.faces.recognizer import Recognizer
 from ai_tagger.decide.decision import APPLY, REVIEW, Policy
 from ai_tagger.decide.item import Inputs, PerformerVerdict, decide_performers
 from ai_tagger.errors import ItemError, MediaError, StashError
-from ai_tagger.log import Log
 from ai_tagger.media.source import ItemMedia, MediaOptions
-from ai_tagger.settings import Settings
-from ai_tagger.stash.client import StashClient
 from ai_tagger.stash.models import Item, ItemState, ItemUpdate
 from ai_tagger.stash.vocabulary import Vocabulary
-from ai_tagger.store.cache import Cache
 from ai_tagger.store.faces import FaceStore, Source
-from ai_tagger.store.journal import Field, FieldWrite, Journal
+from ai_tagger.store.journal import Field, FieldWrite
+from ai_tagger.tasks.context import RunContext
 
 MAX_LISTED = 200
 
@@ -52,21 +49,12 @@ class IdentifySummary:
 
 
 class Identify:
-    def __init__(
-        self,
-        *,
-        client: StashClient,
-        cache: Cache,
-        journal: Journal,
-        settings: Settings,
-        log: Log,
-        ffmpeg: str,
-        dry_run: bool,
-    ) -> None:
+    def __init__(self, context: RunContext) -> None:
+        client, cache, settings, log = context.client, context.cache, context.settings, context.log
         self.client = client
-        self.journal = journal
+        self.journal = context.journal
         self.log = log
-        self.dry_run = dry_run
+        self.dry_run = context.dry_run
         self.store = FaceStore(cache)
         self.recognizer = Recognizer.open(client, cache, settings, log)
         self.policy = Policy.from_settings(settings)
@@ -74,7 +62,7 @@ class Identify:
         self.stamp = f"{self.store.updated():.6f}|{settings.performer_threshold:g}|{settings.min_frames}"
         self.seen = {o: s for o, s in self.store.sources().items() if o.startswith("seen:")}
         self.media = MediaOptions(
-            ffmpeg=ffmpeg,
+            ffmpeg=context.ffmpeg,
             frames_per_scene=settings.frames_per_scene,
             max_side=settings.max_image_side,
             headers=client.auth_headers,
@@ -82,7 +70,7 @@ class Identify:
             max_frames=settings.max_frames_per_scene,
         )
         self._slots = threading.BoundedSemaphore(1)
-        self.summary = IdentifySummary(dry_run=dry_run)
+        self.summary = IdentifySummary(dry_run=context.dry_run)
 
     def run(self, limit: int | None) -> IdentifySummary:
         run_id = None if self.dry_run else self.journal.begin("identify_performers")
@@ -165,21 +153,9 @@ class Identify:
         self.log.info(f"{item.label}: added {shown}")
 
 
-def identify_performers(
-    *,
-    client: StashClient,
-    cache: Cache,
-    journal: Journal,
-    settings: Settings,
-    log: Log,
-    ffmpeg: str,
-    limit: int | None,
-    dry_run: bool,
-) -> dict[str, Any]:
+def identify_performers(context: RunContext) -> dict[str, Any]:
+    """The task: recognise performers on every item without one (``limit`` items at most)."""
     started = time.perf_counter()
-    identify = Identify(
-        client=client, cache=cache, journal=journal, settings=settings, log=log, ffmpeg=ffmpeg, dry_run=dry_run
-    )
-    output = identify.run(limit).as_output()
+    output = Identify(context).run(context.limit).as_output()
     output["seconds"] = round(time.perf_counter() - started, 2)
     return output

@@ -225,10 +225,7 @@ def _index(context: RunContext) -> Result:
 def _identify(context: RunContext) -> Result:
     from ai_tagger.tasks.identify import identify_performers
 
-    output = identify_performers(client=context.client, cache=context.cache, journal=context.journal,
-                                 settings=context.settings, log=context.log, ffmpeg=context.ffmpeg,
-                                 limit=context.limit, dry_run=context.dry_run)  # fmt: skip
-    return output, None
+    return identify_performers(context), None
 
 
 TASKS: dict[Task, Callable[[RunContext], Result]] = {
