@@ -130,6 +130,25 @@ def test_a_rejected_performer_suggestion_leaves_the_queue_and_is_never_applied(s
     assert listed["items"] == []
 
 
+def test_a_performer_a_run_applied_is_listed_and_rejecting_it_removes_it_for_good(stash, tmp_path):
+    alice = stash.add_performer("Alice")
+    FakeFaces.matches = [PerformerMatch(alice, "Alice", 0.9)]
+    [red] = images(stash, tmp_path, "red")
+    run(stash, tmp_path / "data")
+
+    listed, _, _ = run(stash, tmp_path / "data", mode="review_list", kind="image", id=red)
+    [item] = listed["items"]
+    assert [(a.get("kind"), a.get("performer")) for a in item["applied"] if a.get("kind")] == [("performer", "Alice")]
+
+    alice_out = [{"kind": "performer", "id": alice}]
+    decided, error, _ = run(stash, tmp_path / "data", mode="review_decide", kind="image", id=red, reject=alice_out)
+
+    assert error is None and decided["performers_rejected"] == ["Alice"]
+    assert stash.performers_of("image", red) == set()
+    run(stash, tmp_path / "data", mode="reapply")
+    assert stash.performers_of("image", red) == set(), "a rejected performer is never added again"
+
+
 def test_undo_takes_back_only_the_performers_the_plugin_added(stash, tmp_path):
     alice, carol = stash.add_performer("Alice"), stash.add_performer("Carol")
     stash.add_performer("Dave")

@@ -306,14 +306,35 @@ class Journal:
             for r in rows
         }
 
+    def performers_by_ai(self, kind: str, item_id: str) -> dict[str, dict[str, Any]]:
+        """``performer id -> why``: performers runs added to the item, still in force."""
+        rows = self.cache.query(
+            "SELECT f.value, f.score, f.rule, f.run_id, r.mode FROM field_writes f LEFT JOIN runs r ON r.id = f.run_id "  # noqa: S608
+            "WHERE f.kind = ? AND f.item_id = ? AND f.field = ? AND f.had = 0 AND f.done IS NOT NULL AND "
+            "f.undone IS NULL AND f.dropped IS NULL AND f.rejected IS NULL ORDER BY f.time",
+            (kind, item_id, str(Field.PERFORMER)),
+        )
+        return {
+            str(r[0]): {"score": r[1], "rule": r[2], "run": str(r[3]), "accepted_by_user": r[4] == REVIEW_DECISION}
+            for r in rows
+        }
+
     def rejections(self, kind: str, item_id: str) -> set[str]:
         """Every tag id (or ``new:`` name key) rejected on the item, without looking for new ones."""
         rows = self.cache.query("SELECT tag_id FROM rejections WHERE kind = ? AND item_id = ?", (kind, item_id))
         return {str(row[0]) for row in rows}
 
     def reject(self, kind: str, item_id: str, rejected: list[tuple[str, float | None]]) -> None:
-        """The user's rejections from the review page: never (re-)applied to the item again."""
-        self._record_rejections(kind, item_id, [(tag_id, BY_THE_USER, score) for tag_id, score in rejected])
+        """The user's rejections from the review page (tag ids, ``new:`` keys, ``performer:<id>``): never
+        (re-)applied to the item again."""
+        tags = [(k, BY_THE_USER, score) for k, score in rejected if not k.startswith(PERFORMER)]
+        people = [
+            (str(Field.PERFORMER), k.removeprefix(PERFORMER), BY_THE_USER, score)
+            for k, score in rejected
+            if k.startswith(PERFORMER)
+        ]
+        self._record_rejections(kind, item_id, tags)
+        self._record_field_rejections(kind, item_id, people)
 
     # ---- undo ---------------------------------------------------------------------------
 

@@ -220,6 +220,11 @@ class Review:
             for tag_id, why in self.journal.applied_by_ai(kind, item_id).items()
             if tag_id in item.tags
         ]
+        applied += [
+            {"kind": str(SuggestionKind.PERFORMER), "performer": item.performers[pid], "performer_id": pid, **why}
+            for pid, why in self.journal.performers_by_ai(kind, item_id).items()
+            if pid in item.performers
+        ]
         return {
             "kind": kind,
             "id": item_id,
@@ -290,10 +295,12 @@ class Review:
             else:
                 unknown.append(name)
         performers = _performers(raw, item, rejected)
-        unknown += [f"performer {p}" for p in (*people[0], *people[1]) if p not in performers]
+        ours = {p: why for p, why in self.journal.performers_by_ai(kind, item_id).items() if p in item.performers}
+        taken_back = [p for p in people[1] if p not in performers and p in ours]  # applied by a run, rejected now
+        unknown += [f"performer {p}" for p in (*people[0], *people[1]) if p not in performers and p not in taken_back]
         if unknown:
             offered = sorted({e["tag"] for e in pending.values()} | {item.tags[t] for t in applied.values()})
-            offered += [f"performer {p}" for p in performers]
+            offered += [f"performer {p}" for p in (*performers, *ours)]
             raise InputError(
                 f"{kind} {item_id}: not pending and not applied by AI Tagger: {', '.join(unknown)} "
                 f"(pending or AI-applied: {', '.join(offered) or 'nothing'})"
@@ -303,10 +310,15 @@ class Review:
         left = _unique(e for e in pending.values() if all(e is not t for t in taken.values()))
         decided_people = {*people[0], *people[1]}
         left += [e for p, e in performers.items() if p not in decided_people]
-        taking = bool(taken) or bool(decided_people)
+        taking = bool(taken) or bool(decided_people - set(taken_back))
         if raw is not None and taking and not self.cache.swap_review(kind, item_id, raw, json.dumps(left)):
             return None  # another decision took suggestions meanwhile: look again
-        chosen = ([performers[p] for p in people[0]], [performers[p] for p in people[1]])
+        chosen = (
+            [performers[p] for p in people[0]],
+            [performers[p] for p in people[1] if p in performers]
+            + [{"performer_id": p, "name": item.performers[p], "score": ours[p]["score"], "applied": True}
+               for p in taken_back],
+        )  # fmt: skip
         try:
             return self._write(
                 kind, item_id, item, vocabulary, tags, reject, pending, applied, scores, already, left, chosen
@@ -382,7 +394,10 @@ class Review:
         if run_id is not None:
             self.journal.intend(run_id, kind, item_id, writes, fields)
         update = ItemUpdate(
-            add_tags=tuple(add), remove_tags=tuple(remove), add_performers=tuple(f.value for f in fields)
+            add_tags=tuple(add),
+            remove_tags=tuple(remove),
+            add_performers=tuple(f.value for f in fields),
+            remove_performers=tuple(str(e["performer_id"]) for e in rejected_people if e.get("applied")),
         )
         self.client.update_item(kind, item_id, update)
         if run_id is not None:
