@@ -39,8 +39,9 @@ PIP_ENV = {
 
 
 def _settings(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> dict[str, Any]:
-    """The raw plugin settings that choose optional packages, task overrides first."""
-    if "provider" in overrides and "recognizePerformers" in overrides:
+    """The raw plugin settings that choose optional packages; task overrides (the command line's
+    ``--provider``) stand for them, without asking Stash."""
+    if "provider" in overrides:
         return overrides
     try:
         settings = hooks.plugin_settings(raw_input.get("server_connection") or {})
