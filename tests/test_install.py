@@ -156,3 +156,9 @@ def test_recognize_performers_adds_requirements_faces(tmp_path, monkeypatch):
     both = install.requirements("local", Log(stream), faces=True)
     assert both == [deps.REQUIREMENTS, local, deps.FACES_REQUIREMENTS]
     assert install._on("true") and install._on(True) and not install._on(None) and not install._on("false")
+
+
+def test_install_deps_reads_recognize_performers_from_stash(stash):
+    stash.set_plugin_settings("ai_tagger", {"provider": "local", "recognizePerformers": True})
+    chosen = install._settings({"server_connection": stash.server_connection()}, {}, Log(io.StringIO()))
+    assert chosen["provider"] == "local" and install._on(chosen["recognizePerformers"])
