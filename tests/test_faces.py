@@ -280,8 +280,9 @@ def test_identify_dry_run_lists_performers_and_writes_nothing(library):
 
 def test_missing_face_packages_end_the_run_with_the_install_command_and_mark_nothing(library, monkeypatch):
     stash, people, items = library
+    stash.set_plugin_settings(PLUGIN_ID, {"provider": "local", "recognizePerformers": True})
     imports.without(monkeypatch, ["dlib"])
-    for mode in ("index_performers", "identify_performers"):
+    for mode in ("index_performers", "identify_performers", "tag_untagged"):
         run = run_plugin(stash, {"mode": mode})
         assert run.returncode == 1, run.stderr
         assert "requirements-faces.txt" in run.error and "Install or update dependencies" in run.error
@@ -406,3 +407,17 @@ def test_a_match_between_the_review_floor_and_the_threshold_is_a_performer_sugge
                                  "accept": [{"kind": "performer", "id": people["her"]}]})  # fmt: skip
     assert decided.error is None and decided.output["performers_accepted"] == ["Eileen"]
     assert stash.performers_of(kind, her_image) == {"Eileen"}
+
+
+def test_a_performer_image_with_several_faces_keeps_the_largest_and_says_so(tmp_path):
+    from PIL import Image
+
+    her = media.photo("astronaut").convert("RGB")
+    pair = Image.new("RGB", (her.width + her.width // 2, her.height))
+    pair.paste(her, (0, 0))
+    pair.paste(her.resize((her.width // 2, her.height // 2)), (her.width, 0))
+    with FakeStash() as stash:
+        stash.add_performer("Twice", faces.jpeg(pair))
+        run = run_plugin(stash, {"mode": "index_performers"}, timeout=300)
+    assert run.output == {"performers": 1, "several_faces": 1, "learned": 0}, run.stderr
+    assert any("'Twice'" in line and "kept the largest" in line for line in run.log_lines())
