@@ -11,12 +11,15 @@ import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ai_tagger.errors import MediaError
 from ai_tagger.media.frames import extract_dense, extract_frames, timestamps
 from ai_tagger.media.images import prepare_image
 from ai_tagger.stash.models import Item
+
+if TYPE_CHECKING:
+    from ai_tagger.settings import Settings
 
 Fetch = Callable[[str], bytes]
 
@@ -30,6 +33,18 @@ class MediaOptions:
     frame_interval: float = 0
     """Seconds between a scene's frames (dense sampling); 0 spreads ``frames_per_scene`` instead."""
     max_frames: int = 600
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, ffmpeg: str, headers: Mapping[str, str]) -> MediaOptions:
+        """The frame plan the user's settings ask for: tagging and recognition read the same frames."""
+        return cls(
+            ffmpeg=ffmpeg,
+            frames_per_scene=settings.frames_per_scene,
+            max_side=settings.max_image_side,
+            headers=headers,
+            frame_interval=settings.frame_interval,
+            max_frames=settings.max_frames_per_scene,
+        )
 
 
 @dataclass(frozen=True)

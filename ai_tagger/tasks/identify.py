@@ -61,14 +61,7 @@ class Identify:
         self.vocabulary = Vocabulary([])
         self.stamp = f"{self.store.updated():.6f}|{settings.performer_threshold:g}|{settings.min_frames}"
         self.seen = {o: s for o, s in self.store.sources().items() if o.startswith("seen:")}
-        self.media = MediaOptions(
-            ffmpeg=context.ffmpeg,
-            frames_per_scene=settings.frames_per_scene,
-            max_side=settings.max_image_side,
-            headers=client.auth_headers,
-            frame_interval=settings.frame_interval,
-            max_frames=settings.max_frames_per_scene,
-        )
+        self.media = MediaOptions.from_settings(settings, ffmpeg=context.ffmpeg, headers=client.auth_headers)
         self._slots = threading.BoundedSemaphore(1)
         self.summary = IdentifySummary(dry_run=context.dry_run)
 
