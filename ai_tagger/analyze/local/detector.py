@@ -58,8 +58,9 @@ OPT_IN_NAMES: Mapping[str, str] = {
 these, so by default they would tag nearly everything."""
 
 RECENT = 64
-"""Pictures whose detections a detector remembers: the face analyzer asks again for the face boxes
-of the frames the local provider just looked at, and gets them without a second inference."""
+"""Pictures whose detections the run's shared detector remembers: the face analyzer asks again for
+the face boxes of the frames the local provider just looked at, and gets them without a second
+inference. A detector from :meth:`Detector.load` (the sidecar's) remembers nothing."""
 _SHARED: list[Detector] = []
 _SHARED_LOCK = threading.Lock()
 
@@ -151,6 +152,7 @@ class Detector:
         self._cv2 = cv2
         self._runs = threading.BoundedSemaphore(parallel)
         self._recent: OrderedDict[bytes, list[dict[str, Any]]] = OrderedDict()
+        self.remember = 0
         self._recent_lock = threading.Lock()
 
     @classmethod
@@ -158,7 +160,9 @@ class Detector:
         """The process's one detector (the local provider and the face analyzer share it), loaded once."""
         with _SHARED_LOCK:
             if not _SHARED:
-                _SHARED.append(cls.load())
+                detector = cls.load()
+                detector.remember = RECENT
+                _SHARED.append(detector)
             return _SHARED[0]
 
     @classmethod
@@ -231,7 +235,9 @@ class Detector:
 
     def detect(self, pictures: Sequence[bytes]) -> list[list[dict[str, Any]]]:
         """NudeNet's detections for each picture (encoded JPEG/PNG bytes), in order; pictures seen
-        lately are answered from memory."""
+        lately are answered from memory (by the shared detector)."""
+        if not self.remember:
+            return self._detect(pictures, range(1, len(pictures) + 1))
         keys = [hashlib.blake2b(picture, digest_size=16).digest() for picture in pictures]
         with self._recent_lock:
             known = [self._recent.get(key) for key in keys]
@@ -243,7 +249,7 @@ class Detector:
                     known[i] = found
                     self._recent[keys[i]] = found
                     self._recent.move_to_end(keys[i])
-                while len(self._recent) > RECENT:
+                while len(self._recent) > self.remember:
                     self._recent.popitem(last=False)
         return [list(found or []) for found in known]
 
