@@ -4,7 +4,8 @@
 #   docker run --rm -p 8765:8765 -e AI_TAGGER_SERVE_KEY=change-me ai-tagger-local
 # A glibc image on purpose: onnxruntime and OpenCV publish no musl wheels, which is why Stash's
 # Alpine image cannot run `provider: local` itself. The server needs only the standard library and
-# requirements-local.txt, so the plugin's own dependencies (requests, pydantic...) are not installed.
+# requirements-local.txt (and requirements-faces.txt for face embeddings), so the plugin's own
+# dependencies (requests, pydantic...) are not installed.
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,8 +15,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /app
-COPY requirements-local.txt ./
-RUN python -m pip install -r requirements-local.txt
+COPY requirements-local.txt requirements-faces.txt ./
+# Face embeddings (POST /faces) for plugins with faceServerUrl: dlib-bin and its CC0 models.
+RUN python -m pip install -r requirements-local.txt -r requirements-faces.txt
 COPY ai_tagger/ ai_tagger/
 
 # Warm up at build time: load the model (it ships inside the nudenet wheel, nothing is downloaded)

@@ -25,6 +25,7 @@ PLUGIN_FOLDER = Path(__file__).resolve().parent.parent
 REQUIREMENTS = PLUGIN_FOLDER / "requirements.txt"
 LOCAL_REQUIREMENTS = PLUGIN_FOLDER / "requirements-local.txt"
 SPEECH_REQUIREMENTS = PLUGIN_FOLDER / "requirements-speech.txt"
+FACES_REQUIREMENTS = PLUGIN_FOLDER / "requirements-faces.txt"
 TASK_NAME = "Install or update dependencies"
 MARKER = "ai_tagger-python.txt"
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")

@@ -17,8 +17,15 @@ Every picture's declared size is read before decoding and refused above the shar
 (413). Without an API key the server refuses to listen anywhere but loopback (``--allow-no-key``
 overrides), and a key is accepted only as ``Authorization: <scheme> <key>`` or the bare key.
 
-Imports only the standard library and the detector module: no requests, pydantic or yaml, so
-it starts fast and runs where only ``requirements-local.txt`` is installed.
+It also serves face embeddings (``POST /faces``) when ``requirements-faces.txt`` is installed
+beside it, so a plugin that cannot import dlib (Alpine) recognises performers with
+``faceServerUrl``: the same NudeNet face boxes (dlib's detector when NudeNet sees none), the same
+5-point landmarks and 128-d ResNet embeddings as in process. Pictures and embeddings stay between
+the plugin and this server: faces never leave the machines the user runs.
+
+Imports only the standard library and the detector module (and the face engine, which loads dlib
+only when installed): no requests, pydantic or yaml, so it starts fast and runs where only
+``requirements-local.txt`` is installed.
 """
 
 from __future__ import annotations
@@ -212,8 +219,8 @@ class Budget:
             self._used -= size
 
 
-def decode_images(body: bytes) -> list[bytes]:
-    """The ``labels`` request's pictures; :class:`Refused` (4xx) naming the broken rule."""
+def decode_images(body: bytes, *, any_model: bool = False) -> list[bytes]:
+    """The ``labels`` (or ``faces``) request's pictures; :class:`Refused` (4xx) naming the broken rule."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
@@ -223,7 +230,7 @@ def decode_images(body: bytes) -> list[bytes]:
     if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
         raise Refused(400, 'the body must be {"model": "nudenet-320n", "images": ["<base64>", ...]}')
     model = payload.get("model")
-    if model is not None and model not in MODELS:
+    if model is not None and model not in MODELS and not any_model:
         raise Refused(404, f"model {str(model)[:80]!r} is not served here; this server serves {', '.join(MODELS)}")
     images = payload["images"]
     if not images:
@@ -254,6 +261,28 @@ def labels(detector: Detector, pictures: Sequence[bytes]) -> dict[str, Any]:
         "model": MODELS[0],
         "labels": [{"name": x.name, "score": x.score, "frames": list(x.frames), "opt_in": x.opt_in} for x in found],
     }
+
+
+def faces(engine: Any, detector: Detector, pictures: Sequence[bytes]) -> dict[str, Any]:
+    """The ``faces`` answer: per picture, each face's box and 128-d embedding, largest first."""
+    from ai_tagger.analyze.faces.engine import PictureError as FacePictureError
+    from ai_tagger.analyze.faces.engine import face_boxes
+
+    try:
+        detections = detector.detect(pictures)
+        found = []
+        for picture, detected in zip(pictures, detections, strict=True):
+            boxes = face_boxes(detected)
+            found.append(engine.faces(picture, boxes) if boxes else engine.faces(picture))
+    except (PictureError, FacePictureError) as exc:
+        raise Refused(422, f"{exc}: every image must be a JPEG or PNG that decodes") from None
+    return {
+        "model": FACE_MODEL,
+        "faces": [[{"box": list(face.box), "embedding": list(face.embedding)} for face in one] for one in found],
+    }
+
+
+FACE_MODEL = "dlib-resnet-v1"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -319,7 +348,11 @@ class Handler(BaseHTTPRequestHandler):
         raise Refused(404, f"no such endpoint: GET {path[:100]}; try POST /labels, GET /models or GET /health")
 
     def _post(self, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
-        if path not in ("/labels", "/v1/labels"):
+        face_route = path in ("/faces", "/v1/faces")
+        if face_route and self.server.faces is None:
+            self._discard_body()
+            raise Refused(501, f"this server does not serve faces: {self.server.faces_missing}")
+        if path not in ("/labels", "/v1/labels") and not face_route:
             self._discard_body()
             raise Refused(404, f"no such endpoint: POST {path[:100]}; the labels contract is POST /labels")
         self._check_key()
@@ -336,8 +369,10 @@ class Handler(BaseHTTPRequestHandler):
                 )
             started = time.perf_counter()
             try:
-                pictures = decode_images(body)
+                pictures = decode_images(body, any_model=face_route)
                 self._images = len(pictures)
+                if face_route:
+                    return 200, faces(self.server.faces, self.server.detector, pictures), {}
                 return 200, labels(self.server.detector, pictures), {}
             finally:
                 gate.leave(time.perf_counter() - started)
@@ -438,8 +473,11 @@ class SidecarServer(ThreadingHTTPServer):
         workers: int,
         api_key: str | None,
         request_timeout: float = REQUEST_TIMEOUT,
+        face_engine: Any = None,
     ) -> None:
         self.detector = detector
+        self.faces = face_engine
+        self.faces_missing = "start it with face_engine"
         self.gate = Gate(workers)
         self.budget = Budget(MAX_READING)
         self.deadlines = Deadlines()
@@ -516,6 +554,16 @@ def loopback(host: str) -> bool:
         return False
 
 
+def _face_engine() -> tuple[Any, str]:
+    """The face engine when the face packages are installed here, else None and why (one line)."""
+    from ai_tagger.analyze.faces.engine import FaceEngine, FacesUnavailable
+
+    try:
+        return FaceEngine.load(), ""
+    except FacesUnavailable as exc:
+        return None, str(exc)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -543,14 +591,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DetectorUnavailable as exc:
         print(f"ai_tagger.serve: {exc}", file=sys.stderr)
         return 2
+    engine, why = _face_engine()
     try:
-        server = SidecarServer((args.host, args.port), detector, args.workers, key, args.request_timeout)
+        server = SidecarServer((args.host, args.port), detector, args.workers, key, args.request_timeout, engine)
+        server.faces_missing = why
     except OSError as exc:
         print(f"ai_tagger.serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     server.log(
         f"ai_tagger.serve: {', '.join(MODELS)} on http://{args.host}:{server.server_port} (workers {args.workers}, "
-        f"API key {'required' if key else 'not required'})"
+        f"API key {'required' if key else 'not required'}; faces {'on POST /faces' if engine else 'off: ' + why})"
     )
     signal.signal(signal.SIGTERM, _interrupt)  # as PID 1 in a container, SIGTERM is ignored without a handler
     try:

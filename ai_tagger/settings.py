@@ -295,6 +295,40 @@ class Settings(BaseModel):
         "model, in the same request as the tags.",
     )
 
+    recognize_performers: bool = Field(
+        False,
+        title="Recognize performers",
+        description="Recognize performers by face, on this machine, from the images of your performers (task "
+        "'Index performer faces') and add them to scenes and images. Needs requirements-faces.txt (the Install "
+        "dependencies task installs it when this is on). Faces never leave the machine.",
+    )
+    performer_threshold: float = Field(
+        50.0,
+        ge=1,
+        le=99,
+        title="Performer match (%)",
+        description="Add a performer only when a face matches their face at least this well (100 minus 100 x "
+        "dlib's face distance: 60 = distance 0.4). Higher = fewer wrong performers, more missed. Default 50 "
+        "(distance 0.5; dlib calls under 0.6 the same person).",
+    )
+    performer_review_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        title="Performer review (%)",
+        description="Performer matches between this and Performer match are not added; the item gets AI_Review "
+        "and the performer is suggested on the review page. Empty = Review confidence when that is below "
+        "Performer match, else off.",
+    )
+
+    face_server_url: str | None = Field(
+        None,
+        title="Face server URL",
+        description="Where the plugin cannot install the face packages (Stash's Alpine Docker image): the "
+        "address of 'python3 -m ai_tagger.serve' with requirements-faces.txt, e.g. http://ai-tagger:8765. "
+        "Faces are then computed there. Empty = in the plugin's own Python.",
+    )
+
     @field_validator(
         "gateway_url",
         "model",
@@ -302,6 +336,8 @@ class Settings(BaseModel):
         "rules_file",
         "vocabulary_parent",
         "review_confidence",
+        "performer_review_confidence",
+        "face_server_url",
         "max_answer_tokens",
         "asr_model",
         "description_model",
@@ -333,7 +369,8 @@ class Settings(BaseModel):
         "min_confidence", "frames_per_scene", "max_tags_per_item", "concurrency", "request_timeout",
         "max_image_side", "max_tokens_per_run", "review_confidence", "min_frames", "vocabulary_budget",
         "preview_items", "max_answer_tokens", "frame_interval", "max_frames_per_scene", "frames_per_request",
-        "max_audio_seconds", "images_per_gallery", mode="before",
+        "max_audio_seconds", "images_per_gallery", "performer_threshold", "performer_review_confidence",
+        mode="before",
     )  # fmt: skip
     @classmethod
     def _not_a_boolean(cls, value: Any) -> Any:
@@ -361,7 +398,7 @@ class Settings(BaseModel):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("gateway_url")
+    @field_validator("gateway_url", "face_server_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -395,6 +432,12 @@ class Settings(BaseModel):
         if self.review_confidence is not None and self.review_confidence >= self.min_confidence:
             raise ValueError(
                 f"reviewConfidence ({self.review_confidence:g}) must be below minConfidence ({self.min_confidence:g})"
+            )
+        review = self.performer_review_confidence
+        if review is not None and review >= self.performer_threshold:
+            raise ValueError(
+                f"performerReviewConfidence ({review:g}) must be below "
+                f"performerThreshold ({self.performer_threshold:g})"
             )
         return self
 
@@ -436,6 +479,20 @@ class Settings(BaseModel):
     def speech(self) -> bool:
         """Scenes' speech is transcribed in this run."""
         return self.transcribe_audio and self.asr_model is not None
+
+    @property
+    def performer_match(self) -> float:
+        """``performerThreshold`` as a 0..1 match score (1 - dlib's face distance)."""
+        return self.performer_threshold / 100
+
+    @property
+    def performer_review(self) -> float | None:
+        """The performer review floor: ``performerReviewConfidence``, else ``reviewConfidence`` when
+        that is below ``performerThreshold`` (one review floor for users who set only that one)."""
+        floor = self.performer_review_confidence
+        if floor is None and self.review_confidence is not None and self.review_confidence < self.performer_threshold:
+            floor = self.review_confidence
+        return None if floor is None else floor / 100
 
     @property
     def review_threshold(self) -> float | None:

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ai_tagger.decide.decision import percent
-from tests import media, runner
+from tests import faces, media, runner
 from tests.servers.model_server import FakeModel
 from tests.servers.stash_server import FakeStash
 
@@ -27,7 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def seed_photos(stash: FakeStash, folder: Path) -> list[tuple[str, str, str]]:
-    """Real photographs and a 20 s video of one, plus an item the user tagged already."""
+    """Real photographs and a 20 s video of one, plus an item the user tagged already; two
+    performers whose images are altered copies (mirrored, smaller, darker) of the astronaut's and
+    the cameraman's photographs, for face recognition."""
+    stash.add_performer("Eileen Collins", faces.jpeg(faces.altered("astronaut")))
+    stash.add_performer("The Cameraman", faces.jpeg(faces.altered("camera")))
     favourite = stash.add_tag("Favourite")
     what = {"astronaut": "photo: astronaut", "camera": "photo: cameraman", "chelsea": "photo: cat",
             "coffee": "photo: cup of coffee"}  # fmt: skip
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         if args.provider == "local":
             rows = seed_photos(stash, folder)
-            settings = {"provider": "local", "minConfidence": 50}
+            settings = {"provider": "local", "minConfidence": 50, "recognizePerformers": True}
         else:
             model = stack.enter_context(FakeModel())
             rows = seed_colours(stash, folder)
@@ -102,18 +106,25 @@ def main(argv: list[str] | None = None) -> int:
             (row["kind"], row["id"]): ", ".join(f"{c['tag']} {percent(c['score'])}" for c in row.get("candidates", []))
             for row in output.get("items", [])
         }
+        found = {
+            (row["kind"], row["id"]): ", ".join(
+                f"{p['performer']} {p['confidence']:.2f}" for p in row.get("performers", []) if p["outcome"] == "apply"
+            )
+            for row in output.get("items", [])
+        }
         width = max(len(d) for _, _, d in rows)
-        print(f"\n{'item':<10} {'what':<{width}}  {'before':<20} {'after':<40} model said (score)")
+        print(f"\n{'item':<10} {'what':<{width}}  {'before':<20} {'after':<40} {'performers':<22} model said (score)")
         for kind, item_id, description in rows:
             after = tags_of(stash, kind, item_id)
             said = scores.get((kind, item_id), "")
             was = before[(kind, item_id)]
-            print(f"{kind + ' ' + item_id:<10} {description:<{width}}  {was:<20} {after:<40} {said}")
+            people = ", ".join(sorted(stash.performers_of(kind, item_id))) or found.get((kind, item_id)) or "-"
+            print(f"{kind + ' ' + item_id:<10} {description:<{width}}  {was:<20} {after:<40} {people:<22} {said}")
         tagged = "would tag" if args.mode == "preview" else "tagged"
         print(
             f"\nprocessed {output.get('processed', 0)}, {tagged} {output.get('tagged', 0)}, "
             f"errored {output.get('errored', 0)}, model calls {output.get('gateway_calls', 0)}, "
-            f"tokens {output.get('tokens', {}).get('total', 0)}"
+            f"tokens {output.get('tokens', {}).get('total', 0)}, performers {output.get('performers_applied', 0)}"
             + (f"; error: {result['error']}" if result["error"] else "")
         )
         return done.returncode

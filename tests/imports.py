@@ -16,6 +16,8 @@ import pytest
 GUARD = Path(__file__).resolve().parent / "import_guard"
 HEAVY = frozenset({"nudenet", "onnxruntime", "numpy", "cv2", "skimage"})
 """The local model's packages: only a run with ``provider: local`` may import them."""
+FACES = frozenset({"dlib", "face_recognition_models"})
+"""The face packages: only runs that recognise performers (or index them) may import them."""
 
 
 def without(monkeypatch: pytest.MonkeyPatch, packages: Iterable[str]) -> None:

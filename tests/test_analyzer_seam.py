@@ -62,7 +62,7 @@ def faces_on() -> Any:
 @pytest.fixture
 def stash() -> Any:
     with FakeStash() as server:
-        server.set_plugin_settings(PLUGIN_ID, settings(reviewConfidence=40))
+        server.set_plugin_settings(PLUGIN_ID, settings(reviewConfidence=40, performerThreshold=60))
         yield server
 
 

@@ -252,6 +252,18 @@ def test_hook_run_from_any_working_directory(stash, model, tmp_path: Path):
     assert len(our_jobs(stash)) == 1
 
 
+def test_hook_with_recognize_performers_imports_no_face_package(stash, model, monkeypatch, tmp_path):
+    """Recognising performers loads dlib in the queued job, never in the hook that a scan waits on."""
+    stash.set_plugin_settings(PLUGIN_ID, {"provider": "local", "recognizePerformers": True})
+    modules = imports.record(monkeypatch, tmp_path / "modules.txt")
+
+    run = run_plugin(stash, hook_args("5"))
+
+    assert_scan_safe(run)
+    assert run.output["queued"] is True
+    assert imports.imported_beyond_stdlib(modules, tmp_path) == set()
+
+
 def test_hook_with_provider_local_queues_and_imports_only_the_standard_library(stash, model, monkeypatch, tmp_path):
     """The local model needs no gateway, so the hook must queue without one; and it stays fast:
     no pydantic, no requests, none of the local model's numpy/OpenCV/onnxruntime/nudenet."""

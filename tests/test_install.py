@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_tagger import deps, package
+from ai_tagger import deps, hooks, package
 from ai_tagger.log import Log
 from ai_tagger.tasks import install
 from tests.conftest import PluginRun, run_plugin
@@ -180,3 +180,21 @@ def test_install_lists_every_package_on_a_fresh_install_then_only_what_changed(t
     del packages["requests"]
     updated, _ = install.install_deps(raw, {"provider": "openai"}, Log(io.StringIO()))
     assert updated["changed"] == ["pillow 11.0.0 (new)", "pydantic 2.9.0 -> 2.10.1", "requests 2.32.3 (removed)"]
+
+
+def test_recognize_performers_adds_requirements_faces(tmp_path, monkeypatch):
+    stream = io.StringIO()
+    assert install.requirements("openai", Log(stream), faces=True) == [deps.REQUIREMENTS, deps.FACES_REQUIREMENTS]
+    assert deps.FACES_REQUIREMENTS.is_file()
+    local = tmp_path / "requirements-local.txt"
+    local.write_text("nudenet\n")
+    monkeypatch.setattr(deps, "LOCAL_REQUIREMENTS", local)
+    both = install.requirements("local", Log(stream), faces=True)
+    assert both == [deps.REQUIREMENTS, local, deps.FACES_REQUIREMENTS]
+    assert hooks._enabled("true") and hooks._enabled(True) and not hooks._enabled(None) and not hooks._enabled("false")
+
+
+def test_install_deps_reads_recognize_performers_from_stash(stash):
+    stash.set_plugin_settings("ai_tagger", {"provider": "local", "recognizePerformers": True})
+    chosen = install._settings({"server_connection": stash.server_connection()}, {}, Log(io.StringIO()))
+    assert chosen["provider"] == "local" and hooks._enabled(chosen["recognizePerformers"])

@@ -77,6 +77,8 @@ def test_tasks_cover_every_mode_with_string_args():
         "Preview undo of the last run": {"mode": "undo_last", "dryRun": True},
         "Remove everything AI Tagger added": {"mode": "remove_ai"},
         "AI Tagger report": {"mode": "report"},
+        "Index performer faces": {"mode": "index_performers"},
+        "Identify performers": {"mode": "identify_performers"},
         "Install or update dependencies": {"mode": "install_deps"},
     }
     assert {args["mode"] for args in tasks.values()} == set(MODES) - set(OPERATIONS)

@@ -23,6 +23,7 @@ TOP_LEVEL = {
     "requirements.txt",
     "requirements-local.txt",
     "requirements-speech.txt",
+    "requirements-faces.txt",
     "rules.example.yml",
     "rules.local.example.yml",
 }

@@ -60,6 +60,10 @@ class Policy:
     trust_unscored: bool = False
     learned: Mapping[str, float] = field(default_factory=dict, hash=False)
     """Thresholds the user's rejections raised, by tag id (``learnThresholds``); never lowers one."""
+    performer_threshold: float = 0.5
+    """``performerThreshold``: a performer is added from this face match score (1 - dlib's distance)."""
+    performer_review: float | None = None
+    """``performerReviewConfidence``: matches from here up to the threshold are suggested for review."""
 
     @classmethod
     def from_settings(
@@ -77,6 +81,8 @@ class Policy:
             rules=rules or Rules(),
             trust_unscored=settings.trust_unscored_tags,
             learned=dict(learned or {}) if settings.learn_thresholds else {},
+            performer_threshold=settings.performer_match,
+            performer_review=settings.performer_review,
         )
 
 

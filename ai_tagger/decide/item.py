@@ -116,22 +116,29 @@ def decide_tags(answer: TagAnswer | None, inputs: Inputs) -> Decision:
 
 
 def decide_performers(finding: PerformerFinding | None, inputs: Inputs) -> list[PerformerVerdict]:
-    """Per match: rejected by the user, already on the item, applied, for review, or below threshold."""
+    """Per match: rejected by the user, already on the item, applied, for review, or below threshold.
+
+    A match's confidence is its face score in the ``minFrames``-th best frame (the analyzer's
+    :func:`~ai_tagger.analyze.faces.match.per_performer`), so a scene needs the performer that
+    well in that many frames; an image needs one. Thresholds are ``performerThreshold`` and
+    ``performerReviewConfidence``, not the tag thresholds: a face distance is not a tag score.
+    """
     if finding is None:
         return []
     policy = inputs.policy
+    apply_at, review_at = policy.performer_threshold, policy.performer_review
     verdicts = []
     for match in sorted(finding.matches, key=lambda m: (-m.confidence, m.name, m.performer_id)):
         if PERFORMER + match.performer_id in inputs.rejected:
             outcome, rule = REJECTED, "removed by the user from this item"
         elif match.performer_id in inputs.current_performers:
             outcome, rule = ON_ITEM, "the item has this performer"
-        elif match.confidence >= policy.threshold:
-            outcome, rule = APPLY, f"minConfidence: {policy.threshold * 100:g}%"
-        elif policy.review_threshold is not None and match.confidence >= policy.review_threshold:
-            outcome, rule = REVIEW, f"reviewConfidence: {policy.review_threshold * 100:g}%"
+        elif match.confidence >= apply_at:
+            outcome, rule = APPLY, f"performerThreshold: {apply_at * 100:g}%"
+        elif review_at is not None and match.confidence >= review_at:
+            outcome, rule = REVIEW, f"performerReviewConfidence: {review_at * 100:g}%"
         else:
-            outcome, rule = BELOW, f"minConfidence: {policy.threshold * 100:g}%"
+            outcome, rule = BELOW, f"performerThreshold: {apply_at * 100:g}%"
         verdicts.append(PerformerVerdict(match.performer_id, match.name, match.confidence, outcome, rule, match.frames))
     return verdicts
 

@@ -11,13 +11,16 @@ import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ai_tagger.errors import MediaError
 from ai_tagger.media.audio import AudioClip, extract_audio
 from ai_tagger.media.frames import extract_dense, extract_spread, require_ffmpeg
 from ai_tagger.media.images import prepare_image
 from ai_tagger.stash.models import Item
+
+if TYPE_CHECKING:
+    from ai_tagger.settings import Settings
 
 Fetch = Callable[[str], bytes]
 
@@ -33,6 +36,19 @@ class MediaOptions:
     max_frames: int = 600
     exact_frames: bool = False
     """Spread frames at their exact times instead of the keyframe nearest each (``exactFrames``)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, ffmpeg: str, headers: Mapping[str, str]) -> MediaOptions:
+        """The frame plan the user's settings ask for: tagging and recognition read the same frames."""
+        return cls(
+            ffmpeg=ffmpeg,
+            frames_per_scene=settings.frames_per_scene,
+            max_side=settings.max_image_side,
+            headers=headers,
+            frame_interval=settings.frame_interval,
+            max_frames=settings.max_frames_per_scene,
+            exact_frames=settings.exact_frames,
+        )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,17 @@ from ai_tagger import PLUGIN_ID
 from ai_tagger.errors import StashError
 from ai_tagger.retry import PooledSessions, RetryPolicy
 from ai_tagger.stash import queries
-from ai_tagger.stash.models import Item, ItemState, ItemUpdate, SceneMarker, SceneMarks, ServerConnection, Tag
+from ai_tagger.stash.models import (
+    CastItem,
+    Item,
+    ItemState,
+    ItemUpdate,
+    Performer,
+    SceneMarker,
+    SceneMarks,
+    ServerConnection,
+    Tag,
+)
 
 PAGE_SIZE = 100
 TAG_PAGE_SIZE = 1000
@@ -148,7 +158,15 @@ class StashClient:
         return int(self._find(kind, {"filter": {"per_page": 1}, _KINDS[kind].filter_key: _untagged()})["count"])
 
     def untagged(self, kind: str, *, page_size: int = PAGE_SIZE) -> Iterator[Item]:
-        """Items with no tags at all, in id order, one page in memory at a time.
+        """Items with no tags at all, in id order, one page in memory at a time."""
+        return self._items(kind, _untagged(), page_size)
+
+    def without_performers(self, kind: str, *, page_size: int = PAGE_SIZE) -> Iterator[Item]:
+        """Items with no performers, in id order (``identify_performers``)."""
+        return self._items(kind, {"performer_count": {"value": 0, "modifier": "EQUALS"}}, page_size)
+
+    def _items(self, kind: str, base_filter: dict[str, Any], page_size: int) -> Iterator[Item]:
+        """Items matching ``base_filter``, in id order, one page in memory at a time.
 
         Pages are cut by id (``id > last seen``) rather than by page number, because items
         tagged during the run leave the "untagged" set and would shift numbered pages. A server
@@ -157,7 +175,7 @@ class StashClient:
         kind_queries = _KINDS[kind]
         after, page, by_number = 0, 1, False
         while True:
-            item_filter = _untagged()
+            item_filter = dict(base_filter)
             if after and not by_number:
                 item_filter = {**item_filter, "id": {"value": after, "modifier": "GREATER_THAN"}}
             data = self._find(
@@ -178,6 +196,49 @@ class StashClient:
             elif not fresh:
                 by_number, page = True, 2
             after = max([after, *(int(row["id"]) for row in fresh)])
+
+    def performers(self, *, page_size: int = TAG_PAGE_SIZE) -> Iterator[Performer]:
+        """Every performer with their image URL, in id order, a page at a time."""
+        page = 1
+        while True:
+            data = self.execute(
+                queries.FIND_PERFORMERS,
+                {"filter": {"page": page, "per_page": page_size, "sort": "id", "direction": "ASC"}},
+            )["findPerformers"]
+            rows = data["performers"]
+            yield from (Performer.model_validate(row) for row in rows)
+            if len(rows) < page_size:
+                return
+            page += 1
+
+    def cast(self, kind: str, performer_count: int, *, page_size: int = PAGE_SIZE) -> Iterator[CastItem]:
+        """Scenes or images with exactly ``performer_count`` performers, with the picture Stash serves
+        for each (a scene's screenshot, an image's file), in id order."""
+        document, field, rows_key, filter_key, picture = (
+            (queries.SCENE_CAST, "findScenes", "scenes", "scene_filter", "screenshot")
+            if kind == "scene"
+            else (queries.IMAGE_CAST, "findImages", "images", "image_filter", "image")
+        )
+        page = 1
+        while True:
+            data = self.execute(
+                document,
+                {
+                    "filter": {"page": page, "per_page": page_size, "sort": "id", "direction": "ASC"},
+                    filter_key: {"performer_count": {"value": performer_count, "modifier": "EQUALS"}},
+                },
+            )[field]
+            rows = data[rows_key]
+            for row in rows:
+                yield CastItem(
+                    kind=kind,
+                    id=str(row["id"]),
+                    performers=row.get("performers") or [],
+                    picture=(row.get("paths") or {}).get(picture),
+                )
+            if len(rows) < page_size:
+                return
+            page += 1
 
     def update_item(self, kind: str, item_id: str, update: ItemUpdate) -> None:
         """One mutation for the whole update: the item is written whole or not at all.

@@ -233,3 +233,29 @@ class ItemUpdate:
         return bool(self.add_tags or self.remove_tags or self.add_performers or self.remove_performers) or (
             self.details is not None
         )
+
+
+class Performer(_Model):
+    """A performer and the URL of their image (Stash answers one even without an image: a silhouette)."""
+
+    id: str
+    name: str
+    image_path: str | None = None
+
+    @property
+    def has_image(self) -> bool:
+        """False for Stash's silhouette, whose URL ends in ``default=true``."""
+        return bool(self.image_path) and "default=true" not in (self.image_path or "")
+
+
+class PerformerRef(_Model):
+    id: str
+
+
+class CastItem(_Model):
+    """A scene or image with its performers and the picture Stash serves for it (screenshot or image)."""
+
+    kind: Literal["scene", "image"]
+    id: str
+    performers: list[PerformerRef] = Field(default_factory=list)
+    picture: str | None = None

@@ -300,3 +300,31 @@ ALL = {
     for name, value in dict(globals()).items()
     if name.isupper() and not name.startswith("_") and isinstance(value, str)
 }
+
+# Performers recognised by face (issue 21): every performer's image, and items with their performers.
+FIND_PERFORMERS = """
+query FindPerformers($filter: FindFilterType) {
+  findPerformers(filter: $filter) {
+    count
+    performers { id name image_path }
+  }
+}
+"""
+
+SCENE_CAST = """
+query SceneCast($filter: FindFilterType, $scene_filter: SceneFilterType) {
+  findScenes(filter: $filter, scene_filter: $scene_filter) {
+    count
+    scenes { id performers { id } paths { screenshot } }
+  }
+}
+"""
+
+IMAGE_CAST = """
+query ImageCast($filter: FindFilterType, $image_filter: ImageFilterType) {
+  findImages(filter: $filter, image_filter: $image_filter) {
+    count
+    images { id performers { id } paths { image } }
+  }
+}
+"""

@@ -30,6 +30,26 @@ from typing import Any
 
 from ai_tagger.analyze.gateway.base import Candidate, TagAnswer, Usage
 
+FACES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS performer_faces (
+    performer_id TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (performer_id, checksum)
+);
+CREATE TABLE IF NOT EXISTS face_sources (
+    origin TEXT PRIMARY KEY,
+    performer_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    checksum TEXT,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+"""The face index's tables (ai_tagger.store.faces owns them). Here, not there: that module imports this one."""
+
 # Each entry moves a file from the version before it (its index) to the next; ``PRAGMA
 # user_version`` records where a file is. Files written before versions existed are version 0
 # and already hold the tables of migration 1, hence ``IF NOT EXISTS``. Append, never edit.
@@ -179,6 +199,8 @@ CREATE TABLE IF NOT EXISTS transcripts (
     created REAL NOT NULL
 );
 """,
+    # The face index (issue 21): performers' face embeddings and what each picture was when read.
+    FACES_SCHEMA,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

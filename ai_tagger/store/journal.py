@@ -449,6 +449,29 @@ GROUP BY w.tag_id ORDER BY count(*) DESC, w.tag_id
             )
         return stats
 
+    def performer_stats(self) -> list[dict[str, Any]]:
+        """Per performer: how often the plugin added them, how often the user removed them, mean scores."""
+        rows = self.cache.query(
+            """
+SELECT w.value, count(*), sum(r.tag_id IS NOT NULL),
+       avg(CASE WHEN r.tag_id IS NOT NULL THEN w.score END), avg(CASE WHEN r.tag_id IS NULL THEN w.score END)
+FROM (SELECT kind, item_id, value, max(score) AS score FROM field_writes WHERE field = 'performer' AND had = 0
+      GROUP BY kind, item_id, value) AS w
+LEFT JOIN rejections AS r ON r.kind = w.kind AND r.item_id = w.item_id AND r.tag_id = 'performer:' || w.value
+GROUP BY w.value ORDER BY count(*) DESC, w.value
+"""
+        )
+        return [
+            {
+                "performer_id": str(performer_id),
+                "applied": int(applied),
+                "rejected": int(rejected or 0),
+                "mean_score_rejected": None if mean_rejected is None else round(float(mean_rejected), 3),
+                "mean_score_kept": None if mean_kept is None else round(float(mean_kept), 3),
+            }
+            for performer_id, applied, rejected, mean_rejected, mean_kept in rows
+        ]
+
     def run_stats(self) -> list[dict[str, Any]]:
         rows = self.cache.query(
             """

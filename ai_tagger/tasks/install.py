@@ -1,8 +1,9 @@
 """The "Install or update dependencies" task (mode ``install_deps``): pip into the plugin's own folder.
 
 Runs ``<Stash's Python> -m pip install --target <data folder>/deps -r requirements.txt`` (plus
-``requirements-local.txt`` when ``provider`` is ``local``, and ``requirements-speech.txt`` when
-``transcribeAudio`` is on with ``asrModel: local``). ``--target`` never installs into the
+``requirements-local.txt`` when ``provider`` is ``local``, ``requirements-speech.txt`` when
+``transcribeAudio`` is on with ``asrModel: local``, ``requirements-faces.txt`` when
+``recognizePerformers`` is on). ``--target`` never installs into the
 system, so it works where that Python is externally managed (PEP 668: Stash's Docker image,
 Debian 12, Ubuntu 24.04). pip fills a staging folder that replaces the old one only when pip
 succeeded: a failed or cancelled install leaves the working packages as they were. Standard library
@@ -38,23 +39,25 @@ PIP_ENV = {
 }
 
 
-def _chosen(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> tuple[str, bool]:
-    """The provider, and whether speech is transcribed offline (``transcribeAudio`` with ``asrModel: local``)."""
+def _settings(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> dict[str, Any]:
+    """The raw plugin settings that choose optional packages; task overrides (the command line's
+    ``--provider``) stand for them, without asking Stash."""
+    if "provider" in overrides:
+        return overrides
     try:
         settings = {**hooks.plugin_settings(raw_input.get("server_connection") or {}), **overrides}
     except hooks.HookError as exc:
         log.warning(f"cannot read the plugin settings ({exc}): installing requirements.txt only")
-        settings = dict(overrides)
-    provider = str(settings.get("provider") or "").strip().lower()
-    offline = str(settings.get("asrModel") or "").strip().lower() == "local"
-    return provider, offline and hooks._enabled(settings.get("transcribeAudio"))
+        return overrides
+    return {**settings, **overrides}
 
 
-def requirements(provider: str, log: Log, *, speech: bool = False) -> list[Path]:
-    """The requirements files to install for this provider (and the offline speech model)."""
+def requirements(provider: str, log: Log, *, speech: bool = False, faces: bool = False) -> list[Path]:
+    """The requirements files to install for this provider, the offline speech model and face recognition."""
     files = [deps.REQUIREMENTS]
     wanted = [(provider == "local", deps.LOCAL_REQUIREMENTS, "provider is local"),
-              (speech, deps.SPEECH_REQUIREMENTS, "asrModel is local")]  # fmt: skip
+              (speech, deps.SPEECH_REQUIREMENTS, "asrModel is local"),
+              (faces, deps.FACES_REQUIREMENTS, "Recognize performers is on")]  # fmt: skip
     for needed, path, why in wanted:
         if not needed:
             continue
@@ -133,8 +136,11 @@ def install_deps(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log)
         )
         log.error(error)
         return None, error
-    provider, speech = _chosen(raw_input, overrides, log)
-    files = requirements(provider, log, speech=speech)
+    chosen = _settings(raw_input, overrides, log)
+    provider = str(chosen.get("provider") or "").strip().lower()
+    offline = str(chosen.get("asrModel") or "").strip().lower() == "local"
+    speech = offline and hooks._enabled(chosen.get("transcribeAudio"))
+    files = requirements(provider, log, speech=speech, faces=hooks._enabled(chosen.get("recognizePerformers")))
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)

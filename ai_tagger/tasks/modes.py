@@ -20,6 +20,10 @@ class Source(str, Enum):
     """Stash's items without any tag."""
     JOURNAL = "journal"
     """Items processed before (needs the cache)."""
+    PERFORMERS = "performers"
+    """Stash's performers and their images (the face index)."""
+    PERFORMERLESS = "performerless"
+    """Stash's items without any performer."""
 
 
 class Task(str, Enum):
@@ -29,6 +33,10 @@ class Task(str, Enum):
     UNDO = "undo"
     REPORT = "report"
     REVIEW = "review"
+    INDEX = "index"
+    """``index_performers``: the face index from the performers' images."""
+    IDENTIFY = "identify"
+    """``identify_performers``: recognition alone, no gateway, no tags."""
 
 
 class Mode(NamedTuple):
@@ -75,6 +83,10 @@ TABLE: dict[str, Mode] = {
              locks=False),  # fmt: skip
         Mode("review_decide", ALL_KINDS, JOURNAL, calls_provider=False, writes=True, task=Task.REVIEW,
              locks=False),  # fmt: skip
+        Mode("index_performers", ("scene", "image"), Source.PERFORMERS, calls_provider=False, writes=False,
+             task=Task.INDEX),  # fmt: skip
+        Mode("identify_performers", ("scene", "image"), Source.PERFORMERLESS, calls_provider=False, writes=True,
+             task=Task.IDENTIFY, journaled=True),  # fmt: skip
     )
 }
 UNDOABLE = tuple(mode.name for mode in TABLE.values() if mode.journaled)

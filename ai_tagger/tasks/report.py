@@ -40,8 +40,15 @@ def report(*, client: StashClient, journal: Journal, settings: Settings, log: Lo
         )
     for row in moved:
         log.info(f"learnThresholds: {row['tag']} -> {row['threshold']:g}%: {row['why']}")
+    performers = journal.performer_stats()
+    if performers:
+        people = {p.id: p.name for p in client.performers()}
+        for row in performers:
+            row["performer"] = people.get(row["performer_id"], f"(deleted performer {row['performer_id']})")
+        log.info(f"report: {len(performers)} performer(s) added by face recognition")
     log.info(f"report: {len(tags)} tag(s), {len(runs)} run(s), {len(moved)} threshold(s) raised")
     return {
+        **({"performers": performers[:MAX_REPORTED_ITEMS]} if performers else {}),
         "mode": "report",
         "tags": tags[:MAX_REPORTED_ITEMS],
         "runs": runs,

@@ -221,11 +221,25 @@ def _report(context: RunContext) -> Result:
     return _with_reset(output, context.cache), None
 
 
+def _index(context: RunContext) -> Result:
+    from ai_tagger.tasks.performers import index_performers  # dlib loads only for the face tasks
+
+    return index_performers(context.client, context.cache, context.settings, context.log), None
+
+
+def _identify(context: RunContext) -> Result:
+    from ai_tagger.tasks.identify import identify_performers
+
+    return identify_performers(context), None
+
+
 TASKS: dict[Task, Callable[[RunContext], Result]] = {
     Task.TAG: _tag,
     Task.UNDO: _undo,
     Task.REVIEW: _review,
     Task.REPORT: _report,
+    Task.INDEX: _index,
+    Task.IDENTIFY: _identify,
 }
 """What each mode's ``task`` column runs."""
 

@@ -67,15 +67,7 @@ class Tagger:
             )
         )
         self.answers = next(a.answers for a in self.analyzers if isinstance(a, TagAnalyzer))
-        self.media = MediaOptions(
-            ffmpeg=context.ffmpeg,
-            frames_per_scene=settings.frames_per_scene,
-            max_side=settings.max_image_side,
-            headers=client.auth_headers,
-            frame_interval=settings.frame_interval,
-            max_frames=settings.max_frames_per_scene,
-            exact_frames=settings.exact_frames,
-        )
+        self.media = MediaOptions.from_settings(settings, ffmpeg=context.ffmpeg, headers=client.auth_headers)
         self._media_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self.log = log
         self.images_per_gallery = settings.images_per_gallery

@@ -281,6 +281,7 @@ class FakeStash:
         return {k: v if v is not None else probed.get(k, DEFAULT_VIDEO[k]) for k, v in given.items()}
 
     def add_scene(self, path: str | os.PathLike, *, title: str | None = None, tag_ids: Iterable[str | int] = (),
+                  performer_ids: Iterable[str | int] = (),
                   duration: float | None = None, width: int | None = None, height: int | None = None,
                   frame_rate: float | None = None, fingerprints: Any = None) -> str:
         """One scene with one video file. Unknown metadata is probed from the file if it exists."""
@@ -293,7 +294,8 @@ class FakeStash:
             file = self._file_record(path, st.st_size if st else 0, _rfc3339(st.st_mtime) if st else _now(),
                                      fingerprints)
             self.scenes[sid] = {"id": sid, "title": title, "details": None, "organized": False, "tags": tags,
-                                "performers": set(), "file": {**file, **meta}, "media": path}
+                                "file": {**file, **meta}, "media": path,
+                                "performers": self._check_performer_ids(performer_ids)}
             self._scene_tag_counts.update(tags)
             return str(sid)
 
@@ -313,8 +315,7 @@ class FakeStash:
                 file = self._file_record(path, size, mod_time, None, salt=f"#{sid}")
                 title = None if title_prefix is None else f"{title_prefix}{sid}"
                 self.scenes[sid] = {"id": sid, "title": title, "details": None, "organized": False,
-                                    "tags": set(tags), "performers": set(), "file": {**file, **meta},
-                                    "media": path}
+                                    "tags": set(tags), "file": {**file, **meta}, "media": path, "performers": set()}
                 ids.append(str(sid))
             for t in tags:
                 self._scene_tag_counts[t] += n
@@ -322,7 +323,8 @@ class FakeStash:
 
     def add_image(self, path: str | os.PathLike, *, zip_path: str | os.PathLike | None = None,
                   title: str | None = None, tag_ids: Iterable[str | int] = (), width: int | None = None,
-                  height: int | None = None, fingerprints: Any = None) -> str:
+                  height: int | None = None, fingerprints: Any = None,
+                  performer_ids: Iterable[str | int] = ()) -> str:
         """One image. With zip_path, `path` is the member name inside that zip archive."""
         path = str(path)
         if zip_path is not None:
@@ -351,8 +353,8 @@ class FakeStash:
                 zst = os.stat(zip_path)
                 file["zip_file"] = self._file_record(zip_path, zst.st_size, _rfc3339(zst.st_mtime), None)
             self.images[iid] = {"id": iid, "title": title, "details": None, "organized": False, "tags": tags,
-                                "performers": set(), "file": file, "media": path, "zip": zip_path,
-                                "galleries": set()}
+                                "file": file, "media": path, "zip": zip_path, "galleries": set(),
+                                "performers": self._check_performer_ids(performer_ids)}
             self._image_tag_counts.update(tags)
             return str(iid)
 
@@ -389,6 +391,52 @@ class FakeStash:
                 self.images[iid]["galleries"].add(gid)
             self._gallery_tag_counts.update(tags)
             return str(gid)
+
+    def add_performer(self, name: str, image: str | os.PathLike | bytes | None = None) -> str:
+        """A performer; ``image`` (a file or its bytes) is served at /performer/<id>/image, else a silhouette."""
+        with self.lock:
+            pid = self._new_id("performer")
+            self.performers[pid] = {"id": pid, "name": name, "image": image, "version": 1}
+            return str(pid)
+
+    def set_performer_image(self, performer_id: str | int, image: str | os.PathLike | bytes | None) -> None:
+        """Replace a performer's image, as the Stash UI does: its image_path changes with it."""
+        with self.lock:
+            rec = self.performers[self._int_id(performer_id)]
+            rec["image"], rec["version"] = image, rec["version"] + 1
+
+    def performers_of(self, kind: str, item_id: str | int) -> set[str]:
+        """The names of the item's performers."""
+        with self.lock:
+            rec = self._table(kind)[0][self._int_id(item_id)]
+            return {self.performers[p]["name"] for p in rec.get("performers", ())}
+
+    def set_item_performers(self, kind: str, item_id: str | int, names: Iterable[str]) -> None:
+        """As the user would in Stash's UI: the item's performers become exactly these (by name)."""
+        with self.lock:
+            by_name = {p["name"]: pid for pid, p in self.performers.items()}
+            self._table(kind)[0][self._int_id(item_id)]["performers"] = {by_name[n] for n in names}
+
+    def _check_performer_ids(self, ids: Iterable[Any] | None) -> set[int]:
+        found = {self._int_id(i) for i in ids or ()}
+        missing = found - set(self.performers)
+        if missing:
+            raise GraphQLError(f"performer with id {min(missing)} not found")
+        return found
+
+    def performer_image(self, performer_id: str) -> tuple[str, bytes | None] | None:
+        """(name, None) to serve a file, (name, bytes) for bytes, None when the performer is unknown;
+        Stash's silhouette when the performer has no image."""
+        with self.lock:
+            rec = self.performers.get(int(performer_id))
+            if rec is None:
+                return None
+            image = rec["image"]
+        if image is None:
+            return "silhouette.svg", SILHOUETTE
+        if isinstance(image, bytes):
+            return "performer.jpg", image
+        return (str(image), None) if os.path.isfile(image) else None
 
     def set_plugin_settings(self, plugin_id: str, settings: Mapping[str, Any]) -> None:
         with self.lock:
@@ -517,6 +565,7 @@ class FakeStash:
                 "findGalleries": self._find_galleries,
                 "findTag": lambda _, info, id: self._one(self.tags, id, self._tag_view),
                 "findTags": self._find_tags,
+                "findPerformers": self._find_performers,
                 "configuration": lambda _, info: self._configuration(),
                 "jobQueue": lambda _, info: [j for j in self.jobs if j["status"] != "FINISHED"],
                 "findJob": lambda _, info, input: next((j for j in self.jobs if j["id"] == input["id"]), None),
@@ -622,8 +671,18 @@ class FakeStash:
             "cover": cover,
         }
 
+
     def _performer_views(self, rec: Record) -> list[Record]:
-        return [{"id": str(p), "name": self.performers[p]["name"]} for p in sorted(rec.get("performers", ()))]
+        return [self._performer_view(self.performers[p]) for p in sorted(rec.get("performers", ()))]
+
+    def _performer_view(self, performer: Record) -> Record:
+        pid = performer["id"]
+        query = "default=true" if performer["image"] is None else f"t={performer['version']}"
+        return {
+            "id": str(pid), "name": performer["name"], "image_path": f"{self.url}/performer/{pid}/image?{query}",
+            "scene_count": lambda info: sum(pid in s["performers"] for s in self.scenes.values()),
+            "image_count": lambda info: sum(pid in i["performers"] for i in self.images.values()),
+        }
 
     def _file_view(self, file: Record, typename: str) -> Record:
         view = {**file, "__typename": typename, "id": str(file["id"]),
@@ -708,6 +767,9 @@ class FakeStash:
         if flt.get("is_zip") is not None:
             want_zip = bool(flt["is_zip"])
             checks.append(lambda rec: (rec.get("zip") is not None) == want_zip)
+        if flt.get("performer_count"):
+            count_test = _int_test(flt["performer_count"])
+            checks.append(lambda rec: count_test(len(rec["performers"])))
         return self._combine(checks, flt, self._object_predicate)
 
     def _ids_predicate(self, crit: Mapping[str, Any]) -> Callable[[set[int]], bool]:
@@ -810,6 +872,17 @@ class FakeStash:
     def _find_galleries(self, _: Any, info: Any, filter=None, gallery_filter=None, ids=None) -> Record:
         count, page = self._find(self.galleries, ids, filter, gallery_filter)
         return {"count": count, "galleries": [self._gallery_view(g) for g in page]}
+
+    def _find_performers(self, _: Any, info: Any, filter=None, performer_filter=None, ids=None) -> Record:
+        keys = sorted({self._int_id(i) for i in ids}) if ids is not None else list(self.performers)
+        rows = [self.performers[k] for k in keys if k in self.performers]
+        name = (performer_filter or {}).get("name")
+        if name:
+            name_test = _string_test(name)
+            rows = [r for r in rows if name_test(r["name"])]
+        sort_keys = {"id": lambda r: r["id"], "name": lambda r: (r["name"].casefold(), r["id"])}
+        page = self._page(rows, filter, sort_keys)
+        return {"count": len(rows), "performers": [self._performer_view(p) for p in page]}
 
     def _find_tags(self, _: Any, info: Any, filter=None, tag_filter=None, ids=None) -> Record:
         pred = self._tag_predicate(tag_filter)
@@ -919,35 +992,9 @@ class FakeStash:
         self._apply(kind, rec, data, tags)
         return self._table(kind)[2](rec)
 
-    # ---- performers (just what the plugin's writes need: an id and a name) ----------------
-
-    def add_performer(self, name: str) -> str:
-        with self.lock:
-            pid = self._new_id("performer")
-            self.performers[pid] = {"id": pid, "name": name}
-            return str(pid)
-
-    def performers_of(self, kind: str, item_id: str | int) -> set[str]:
-        with self.lock:
-            rec = self._table(kind)[0][self._int_id(item_id)]
-            return {self.performers[p]["name"] for p in rec.get("performers", ())}
-
-    def set_item_performers(self, kind: str, item_id: str | int, names: Iterable[str]) -> None:
-        """As the user would in Stash's UI: the item's performers become exactly these."""
-        with self.lock:
-            by_name = {p["name"]: pid for pid, p in self.performers.items()}
-            self._table(kind)[0][self._int_id(item_id)]["performers"] = {by_name[n] for n in names}
-
     def set_item_details(self, kind: str, item_id: str | int, details: str | None) -> None:
         with self.lock:
             self._table(kind)[0][self._int_id(item_id)]["details"] = details
-
-    def _check_performer_ids(self, ids: Iterable[Any] | None) -> set[int]:
-        out = {self._int_id(i) for i in ids or ()}
-        missing = out - set(self.performers)
-        if missing:
-            raise GraphQLError(f"performer with id {min(missing)} not found")
-        return out
 
     def add_marker(self, scene_id: str | int, tag_id: str | int, seconds: float, end_seconds: float | None = None,
                    title: str = "") -> str:
@@ -1110,6 +1157,10 @@ class FakeStash:
 
 
 _MEDIA_ROUTE = re.compile(r"^/(scene|image|gallery)/(\d+)/(stream|screenshot|image|thumbnail|cover)$")
+_PERFORMER_ROUTE = re.compile(r"^/performer/(\d+)/image$")
+SILHOUETTE = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><circle cx="50" cy="35" r="20"/>'
+              b'<rect x="20" y="60" width="60" height="40"/></svg>')
+"""What Stash serves for a performer without an image (its image_path ends in default=true)."""
 _CHUNK = 64 * 1024
 
 
@@ -1180,6 +1231,16 @@ def _make_handler(stash: FakeStash) -> type[BaseHTTPRequestHandler]:
                 return
             path = self.path.split("?")[0]
             match = _MEDIA_ROUTE.match(path)
+            performer = _PERFORMER_ROUTE.match(path)
+            if performer:
+                with stash.lock:
+                    stash.media_requests[path] += 1
+                found = stash.performer_image(performer[1])
+                if found is None:
+                    return self._send(404, b"performer not found", "text/plain")
+                name, data = found
+                ctype = mimetypes.guess_type(name)[0] or "image/jpeg"
+                return self._serve_file(name, ctype) if data is None else self._send(200, data, ctype)
             if not match:
                 return self._send(404, b"not found", "text/plain")
             with stash.lock:

@@ -9,9 +9,11 @@ server can serve the same detector.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,12 @@ OPT_IN_NAMES: Mapping[str, str] = {
 """Reported only when the rules file's ``allow`` list names them: most pictures of people show
 these, so by default they would tag nearly everything."""
 
+RECENT = 64
+"""Pictures whose detections the run's shared detector remembers: the face analyzer asks again for
+the face boxes of the frames the local provider just looked at, and gets them without a second
+inference. A detector from :meth:`Detector.load` (the sidecar's) remembers nothing."""
+_SHARED: list[Detector] = []
+_SHARED_LOCK = threading.Lock()
 
 
 class DetectorUnavailable(Exception):
@@ -148,6 +156,19 @@ class Detector:
         self._np = numpy
         self._cv2 = cv2
         self._runs = threading.BoundedSemaphore(parallel)
+        self._recent: OrderedDict[bytes, list[dict[str, Any]]] = OrderedDict()
+        self.remember = 0
+        self._recent_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> Detector:
+        """The process's one detector (the local provider and the face analyzer share it), loaded once."""
+        with _SHARED_LOCK:
+            if not _SHARED:
+                detector = cls.load()
+                detector.remember = RECENT
+                _SHARED.append(detector)
+            return _SHARED[0]
 
     @classmethod
     def load(cls, threads: int | None = None, parallel: int = 1) -> Detector:
@@ -224,10 +245,31 @@ class Detector:
         ]
 
     def detect(self, pictures: Sequence[bytes]) -> list[list[dict[str, Any]]]:
-        """NudeNet's detections for each picture (encoded JPEG/PNG bytes), in order."""
+        """NudeNet's detections for each picture (encoded JPEG/PNG bytes), in order; pictures seen
+        lately are answered from memory (by the shared detector)."""
+        if not self.remember:
+            return self._detect(pictures, range(1, len(pictures) + 1))
+        keys = [hashlib.blake2b(picture, digest_size=16).digest() for picture in pictures]
+        with self._recent_lock:
+            known = [self._recent.get(key) for key in keys]
+        missing = [i for i, found in enumerate(known) if found is None]
+        if missing:
+            fresh = self._detect([pictures[i] for i in missing], [i + 1 for i in missing])
+            with self._recent_lock:
+                for i, found in zip(missing, fresh, strict=True):
+                    known[i] = found
+                    self._recent[keys[i]] = found
+                    self._recent.move_to_end(keys[i])
+                while len(self._recent) > self.remember:
+                    self._recent.popitem(last=False)
+        return [list(found or []) for found in known]
+
+    def _detect(self, pictures: Sequence[bytes], numbers: Sequence[int]) -> list[list[dict[str, Any]]]:
+        """Inference on ``pictures``; ``numbers`` are their 1-based places in the caller's list (for errors)."""
         results: list[list[dict[str, Any]]] = []
         for start in range(0, len(pictures), BATCH):
-            prepared = [self._prepare(start + i + 1, p) for i, p in enumerate(pictures[start : start + BATCH])]
+            chunk = zip(numbers[start : start + BATCH], pictures[start : start + BATCH], strict=True)
+            prepared = [self._prepare(number, picture) for number, picture in chunk]
             batch = self._np.vstack([blob for blob, _ in prepared])
             with self._runs:
                 output = self._session.run(None, {self._input: batch})[0]

@@ -25,7 +25,7 @@ class LocalProvider:
 
     def preflight(self) -> None:
         try:
-            self.detector = Detector.load()
+            self.detector = Detector.shared()
         except DetectorUnavailable as exc:
             raise GatewayFatal(
                 f'{exc}; or run the task "{TASK_NAME}" (Settings > Tasks > Plugin Tasks > AI Tagger), which '
