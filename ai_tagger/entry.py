@@ -47,6 +47,8 @@ MODE_HELP = {
     "tag_scenes": "tag untagged scenes only",
     "tag_images": "tag untagged images only",
     "tag_galleries": "tag untagged galleries only, from up to imagesPerGallery of their images",
+    "index_performers": "embed the face of every performer with an image (only what changed since the last index)",
+    "identify_performers": "recognise performers by face on scenes and images that have none (no gateway)",
     "preview": "dry run: what the first previewItems untagged items would get, and the cost of all",
     "reapply": "re-decide tagged items from cached answers with today's settings (no model call)",
     "undo_last": "take back what the last tagging run added (--dry-run: only list it)",

@@ -99,12 +99,12 @@ def match_time(performers: int, queries: int) -> dict[str, float]:
 
 def reindex_unchanged(performers: int, tmp: Path) -> dict[str, float]:
     """Seconds of an unchanged re-index of ``performers`` performers (their faces already stored)."""
+    from ai_tagger.analyze.faces.indexer import PerformerIndexer
     from ai_tagger.log import Log
     from ai_tagger.stash.client import StashClient
     from ai_tagger.stash.models import ServerConnection
     from ai_tagger.store.cache import Cache
     from ai_tagger.store.faces import FaceStore, Source
-    from ai_tagger.tasks.performers import PerformerIndexer
 
     picture = faces.photo_jpeg("astronaut")
     checksum = hashlib.sha256(picture).hexdigest()

@@ -32,14 +32,14 @@ def engine() -> FaceEngine:
 
 @pytest.fixture(scope="module")
 def boxes():
+    from ai_tagger.analyze.faces.indexer import nudenet_boxes
     from ai_tagger.log import Log
-    from ai_tagger.tasks.performers import nudenet_boxes
 
     return nudenet_boxes(Log(io.StringIO()))
 
 
 def _embedding(engine: FaceEngine, boxes, picture: bytes) -> tuple[float, ...]:
-    from ai_tagger.tasks.performers import find_faces
+    from ai_tagger.analyze.faces.indexer import find_faces
 
     [face] = find_faces(engine, boxes, picture)
     return face.embedding
@@ -60,7 +60,7 @@ def test_the_same_person_altered_is_near_and_different_people_are_far(engine, bo
 
 
 def test_faceless_photos_have_no_face(engine, boxes):
-    from ai_tagger.tasks.performers import find_faces
+    from ai_tagger.analyze.faces.indexer import find_faces
 
     for name in faces.FACELESS:
         assert find_faces(engine, boxes, faces.photo_jpeg(name)) == []

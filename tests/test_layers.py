@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ai_tagger.stash",),
     ("ai_tagger.media",),
     ("ai_tagger.analyze.gateway", "ai_tagger.analyze.providers"),
-    ("ai_tagger.store.cache", "ai_tagger.store.transcripts"),
+    ("ai_tagger.store.cache", "ai_tagger.store.transcripts", "ai_tagger.store.faces"),
     ("ai_tagger.analyze",),
     ("ai_tagger.decide",),
     ("ai_tagger.store",),

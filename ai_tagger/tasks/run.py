@@ -222,7 +222,7 @@ def _report(context: RunContext) -> Result:
 
 
 def _index(context: RunContext) -> Result:
-    from ai_tagger.tasks.performers import index_performers  # dlib loads only for the face tasks
+    from ai_tagger.analyze.faces.indexer import index_performers  # dlib loads only for the face tasks
 
     return index_performers(context.client, context.cache, context.settings, context.log), None
 

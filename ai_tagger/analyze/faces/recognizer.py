@@ -34,7 +34,7 @@ class Recognizer:
     def open(cls, client: StashClient, cache: Cache, settings: Settings, log: Log) -> Recognizer:
         """Load the models, refresh the face index from Stash and load it (:class:`FacesMissing` if
         the packages are absent: nothing was written)."""
-        from ai_tagger.tasks.performers import PerformerIndexer, load_engine, load_index, nudenet_boxes
+        from ai_tagger.analyze.faces.indexer import PerformerIndexer, load_engine, load_index, nudenet_boxes
 
         engine = load_engine(settings)
         boxes = nudenet_boxes(log, settings)
