@@ -323,7 +323,7 @@ def test_a_performer_suggestion_shows_picture_and_name_and_is_accepted_or_reject
 
     bob, carol = web.add_performer("Bob"), web.add_performer("Carol")
     gateway = web.plugin_settings[PLUGIN_ID]
-    web.set_plugin_settings(PLUGIN_ID, settings(reviewConfidence=40))
+    web.set_plugin_settings(PLUGIN_ID, settings(reviewConfidence=40, performerThreshold=60))
     FakeProvider.answers, FakeProvider.failures = {"red": [("Red", 0.9)]}, {}
     FakeFaces.on, FakeFaces.matches = True, [PerformerMatch(bob, "Bob", 0.5), PerformerMatch(carol, "Carol", 0.45)]
     try:
@@ -332,7 +332,7 @@ def test_a_performer_suggestion_shows_picture_and_name_and_is_accepted_or_reject
     finally:
         FakeFaces.on = False
     assert error is None
-    web.set_plugin_settings(PLUGIN_ID, {**gateway, "reviewConfidence": 40})
+    web.set_plugin_settings(PLUGIN_ID, {**gateway, "reviewConfidence": 40, "performerThreshold": 60})
 
     open_page(browser, web, ROUTE)
     performer = chip(browser, red, "Bob", "image")
