@@ -549,7 +549,7 @@ class Settings(BaseModel):
             ) from None
 
 
-UNECHOED = frozenset({"api_key", "gateway_url", "auth_scheme"})
+UNECHOED = frozenset({"api_key", "gateway_url", "face_server_url", "auth_scheme"})
 """Fields whose value is never repeated in an error, whichever spelling (``apiKey``, ``api_key``)
 the value came under: it may hold (or leak) a secret."""
 

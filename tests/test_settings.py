@@ -91,3 +91,12 @@ def test_unsafe_values_are_refused_without_echo(values, key):
 def test_review_confidence_zero_is_off_since_stashs_settings_page_cannot_clear_a_number(value):
     settings = Settings.from_stash({"minConfidence": 60, "reviewConfidence": value})
     assert settings.review_confidence is None and settings.review_threshold is None
+
+
+@pytest.mark.parametrize("key", ["faceServerUrl", "face_server_url"])
+def test_a_rejected_face_server_url_is_not_echoed_since_it_may_carry_a_token(key):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_stash({key: "http://host:8765/?token=SECRET123"})
+    message = str(caught.value)
+    assert "SECRET123" not in message
+    assert key in message or "faceServerUrl" in message

@@ -104,8 +104,9 @@ def register_secrets(raw_settings: dict[str, Any], log: Log) -> None:
     """Secrets in settings as typed, before validation: a rejected value must not be echoed either."""
     for value in raw_values(raw_settings, "api_key"):
         log.add_secret(value)
-    for value in raw_values(raw_settings, "gateway_url"):
-        log.add_url(value)
+    for field in ("gateway_url", "face_server_url"):
+        for value in raw_values(raw_settings, field):
+            log.add_url(value)
 
 
 def run_task(raw_input: dict[str, Any], overrides: dict[str, Any], log: Log) -> Result:
